@@ -1,0 +1,39 @@
+# mmcourse: two commands for learners (`make lab`, `make test`), two for hosts (`make course`, `make bench`).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mmcourse-installed
+LAB_ARGS ?=
+
+.PHONY: lab test unit notebooks course bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --progress-bar off -e ".[test]"
+	touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
+
+test: unit notebooks
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -ra
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+		--sanitize-with tests/nbval_sanitize.cfg notebooks -ra
+
+course: $(STAMP)
+	mkdir -p build/html
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
+		--output-dir build/html notebooks/*.ipynb
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests/benchmarks -o python_files='bench_*.py' -s -q
+
+clean:
+	rm -rf build $(VENV)

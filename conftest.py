@@ -1,0 +1,20 @@
+"""Suite-wide setup, for the unit tests and for nbval's notebook kernels alike."""
+import os
+import pathlib
+import sys
+
+_GUARD = pathlib.Path(__file__).parent / "tests" / "_netguard"
+
+
+def pytest_configure(config):
+    # Block outgoing sockets here and in every subprocess (notebook kernels, torchrun).
+    os.environ["MMCOURSE_BLOCK_NETWORK"] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(_GUARD), str(_GUARD.parent.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.path.insert(0, str(_GUARD))
+    import netguard
+
+    netguard.install()
