@@ -1,0 +1,2 @@
+"""(fusion: to be written)"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""(maxsim: to be written)"""
+__all__: list[str] = []

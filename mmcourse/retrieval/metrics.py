@@ -1,0 +1,2 @@
+"""(metrics: to be written)"""
+__all__: list[str] = []

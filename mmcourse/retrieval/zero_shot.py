@@ -1,0 +1,2 @@
+"""(zero_shot: to be written)"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""(audio plots: to be written)"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""(documents plots: to be written)"""
+__all__: list[str] = []
