@@ -82,3 +82,10 @@ def test_labels_and_paraphrases():
     train_words = set(" ".join(t.format(color=c, shape=s) for t in shapes.TEMPLATES for c, s in shapes.ALL_COMBOS).split())
     assert prompts and all("red" not in p.split() and "circle" not in p.split() for p in prompts)
     assert "crimson" in " ".join(prompts) and "crimson" not in train_words
+
+
+def test_captions_use_the_right_article():
+    captions = [s.caption for s in shapes.make_scenes(200, "all", seed=0)]
+    assert any("an orange" in c for c in captions)
+    assert not any(" a orange" in c or c.startswith("a orange") for c in captions)
+    assert shapes.format_caption("a photo of a {color} {shape}", "orange", "star") == "a photo of an orange star"
