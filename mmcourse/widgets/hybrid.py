@@ -45,7 +45,7 @@ class HybridSearchPlayground(Playground):
                                             layout=W.Layout(width="60%"))
         self.controls["weight"] = W.FloatSlider(value=weight, min=0.0, max=1.0, step=0.05, description=weight_label,
                                                 continuous_update=False, readout_format=".2f",
-                                                style={"description_width": "initial"})
+                                                style={"description_width": "initial"}, layout=W.Layout(width="520px"))
         self._watch()
 
     @property

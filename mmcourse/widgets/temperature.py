@@ -35,6 +35,10 @@ def _losses(similarities, targets, temperature, bias):
     return float(infonce), float(sigmoid_loss)
 
 
+_STYLE = {"description_width": "90px"}  # both sliders start at the same x
+_WIDE = {"width": "520px"}
+
+
 class TemperaturePlayground(Playground):
     """Sliders for temperature and bias; softmax and sigmoid probability matrices side by side."""
 
@@ -60,10 +64,10 @@ class TemperaturePlayground(Playground):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.controls["temperature"] = W.FloatLogSlider(
             value=temperature, base=10, min=-3, max=0.5, step=0.05, description="temperature",
-            continuous_update=False, readout_format=".3f", style={"description_width": "initial"})
+            continuous_update=False, readout_format=".3f", style=_STYLE, layout=_WIDE)
         self.controls["bias"] = W.FloatSlider(
             value=bias, min=-20.0, max=10.0, step=0.5, description="bias",
-            continuous_update=False, readout_format=".1f", style={"description_width": "initial"})
+            continuous_update=False, readout_format=".1f", style=_STYLE, layout=_WIDE)
         self._watch()
 
     @property
