@@ -49,12 +49,12 @@ def test_losses_match_cross_entropy_and_the_course_siglip_loss():
 
 
 def test_temperature_slider_sharpens_softmax_and_redraws():
-    p = W.temperature_playground(fakes.similarities(6), temperature=1.0, static=False)
+    p = W.temperature_playground(fakes.similarities(4), temperature=1.0, static=False)
     soft_before, _ = p.probabilities()
     png_before, summary_before, renders = p.image.value, p.summary.value, p.renders
     p.controls["temperature"].value = 0.05
     soft_after, _ = p.probabilities()
-    diag = np.arange(6)
+    diag = np.arange(4)
     assert soft_after[diag, diag].mean() > soft_before[diag, diag].mean() + 0.2
     assert p.renders == renders + 1
     assert p.image.value != png_before and p.image.value[:4] == b"\x89PNG"
@@ -62,7 +62,7 @@ def test_temperature_slider_sharpens_softmax_and_redraws():
 
 
 def test_bias_slider_moves_sigmoid_but_not_softmax():
-    p = W.temperature_playground(fakes.similarities(6), temperature=0.1, static=False)
+    p = W.temperature_playground(fakes.similarities(4), temperature=0.1, static=False)
     soft0, sig0 = p.probabilities()
     png0 = p.image.value
     p.controls["bias"].value = -10.0
@@ -264,11 +264,14 @@ def test_default_bundle_carries_widget_and_static_png():
 
 def test_static_switches(monkeypatch):
     p = W.temperature_playground(fakes.similarities(3), static=True)
-    assert WIDGET_MIME not in p._repr_mimebundle_() and "image/png" in p._repr_mimebundle_()
-    p = W.temperature_playground(fakes.similarities(3), static=False)
-    assert "image/png" not in p._repr_mimebundle_() and WIDGET_MIME in p._repr_mimebundle_()
+    assert p.renders == 0  # static only: the live figure is never drawn
+    bundle = p._repr_mimebundle_()
+    assert WIDGET_MIME not in bundle and "image/png" in bundle
+    bundle = W.temperature_playground(fakes.similarities(3), static=False)._repr_mimebundle_()
+    assert "image/png" not in bundle and WIDGET_MIME in bundle
     monkeypatch.setenv(W.STATIC_ENV, "1")
-    assert WIDGET_MIME not in W.temperature_playground(fakes.similarities(3))._repr_mimebundle_()
+    p = W.temperature_playground(fakes.similarities(3))
+    assert p.static is True and p.renders == 0
     monkeypatch.setenv(W.STATIC_ENV, "0")
     assert W.static_requested() is None
     monkeypatch.setenv(W.STATIC_ENV, "maybe")
@@ -279,7 +282,7 @@ def test_static_switches(monkeypatch):
 
 
 def test_static_figure_sweeps_settings():
-    p = W.temperature_playground(fakes.similarities(4), temperature=0.07, static=True)
+    p = W.temperature_playground(fakes.similarities(2), temperature=0.07, static=True)
     assert p.static_settings() == [(1.0, 0.0), (0.07, 0.0), (0.1, -10.0)]
     hy, _ = make_hybrid()
     fig = hy.static_figure()
@@ -307,3 +310,45 @@ def test_a_kernel_without_widget_front_end_shows_every_static_figure(tmp_path):
         (out,) = [o for o in cell.outputs if o.output_type == "execute_result"]
         assert base64.b64decode(out.data["image/png"])[:4] == b"\x89PNG", cell.source
         assert WIDGET_MIME in out.data, cell.source
+
+
+# -- what the real course objects need -------------------------------------------------
+
+def test_zero_shot_sigmoid_uses_the_embedders_bias_and_label_placeholder():
+    images, names = fakes.color_images()
+    emb = fakes.FakeEmbedder()
+    emb.logit_bias = -2.0
+    p = W.zero_shot_playground(emb, images, names, ["a {label} square"], captions=names, static=False)
+    soft = p.probabilities()
+    assert soft.sum() == pytest.approx(1.0)
+    png = p.image.value
+    p.controls["activation"].value = "sigmoid"
+    sig = p.probabilities()
+    logits = 3.0 * p.class_embeddings() @ p.image_features[0]
+    np.testing.assert_allclose(sig, torch.sigmoid(torch.tensor(logits - 2.0)).numpy(), atol=1e-12)
+    assert "sigmoid" in p.summary.value and p.image.value != png
+    assert emb.text_calls[0][0] == "a red square"
+
+
+def test_hybrid_reads_hit_objects_with_per_modality_scores():
+    from collections import namedtuple
+
+    Hit = namedtuple("Hit", "id score scores")  # the shape of MultimodalIndex.search's SearchHit
+    search = fakes.FakeHybridSearch()
+
+    def index_search(query, weight):
+        return [Hit(f"d{i}", s, {"text": 0.1 * i, "image": 0.2}) for i, s in search(query, weight)]
+
+    thumbs = {f"d{i}": t for i, t in enumerate(search.thumbnails)}
+    p = W.hybrid_search_playground(index_search, ["sunset"], thumbs, k=2, weight=0.0, static=False)
+    assert p.results() == [("d0", pytest.approx(0.9)), ("d1", pytest.approx(0.8))]
+    assert "text 0.10 image 0.20" in p.summary.value
+
+
+def test_maxsim_from_model_takes_grid_and_tokens_from_the_model():
+    model = fakes.FakeMultiVectorModel()
+    p = W.maxsim_playground_from_model(model, model.page, "invoice total date", static=False)
+    assert p.grid == (6, 6)
+    assert p.tokens == ["[CLS]", "invoice", "total", "date", "[SEP]"]
+    p.controls["token"].value = 2
+    assert p.best_patch() == model.planted[1]

@@ -134,10 +134,23 @@ class Playground:
 
     # -- shared machinery -------------------------------------------------------------
     def _watch(self) -> None:
-        """Re-render when any control changes, and draw once now."""
+        """Re-render when any control changes; draw once now unless only the static figure is wanted."""
         for control in self.controls.values():
             control.observe(self.refresh, names="value")
-        self.refresh()
+        if self.static is not True:
+            self.refresh()
+
+    @property
+    def widget(self):
+        if self._widget is None:
+            import ipywidgets as W
+
+            if self.renders == 0 and self.error is None:
+                self.refresh()
+            header = W.HTML(f"<b>{escape(self.title)}</b>")
+            self._widget = W.VBox([header, *self._layout_controls(), self.image, self.summary])
+            self._widget.add_class("mmcourse-playground")
+        return self._widget
 
     def refresh(self, change=None) -> None:
         """Redraw the figure and the summary. Bad input shows an error and keeps the last good figure."""
@@ -152,16 +165,6 @@ class Playground:
         self.image.value = png_bytes(fig, self.dpi)
         self.renders += 1
         self.summary.value = summary
-
-    @property
-    def widget(self):
-        if self._widget is None:
-            import ipywidgets as W
-
-            header = W.HTML(f"<b>{escape(self.title)}</b>")
-            self._widget = W.VBox([header, *self._layout_controls(), self.image, self.summary])
-            self._widget.add_class("mmcourse-playground")
-        return self._widget
 
     def _layout_controls(self) -> list:
         return list(self.controls.values())

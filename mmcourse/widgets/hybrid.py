@@ -11,8 +11,10 @@ __all__ = ["HybridSearchPlayground", "hybrid_search_playground"]
 class HybridSearchPlayground(Playground):
     """A query picker and a fusion-weight slider over a search callable; top-k thumbnails below.
 
-    ``search(query, weight)`` returns the ranking, best first, as ``(doc_id, score)`` pairs
-    (or bare doc ids); ``thumbnails[doc_id]`` is the image shown for a document.
+    ``search(query, weight)`` returns the ranking, best first, as ``(doc_id, score)`` pairs,
+    hit objects with ``.id`` and ``.score`` (and optionally ``.scores``, a per-modality dict,
+    as ``MultimodalIndex.search`` returns), or bare doc ids; ``thumbnails[doc_id]`` is the
+    image shown for a document.
     """
 
     title = "Hybrid search: fusion weight"
@@ -41,6 +43,7 @@ class HybridSearchPlayground(Playground):
             raise ValueError(f"weight must be in [0, 1], got {weight!r}")
         self.relevant = relevant  # query name -> set of relevant doc ids (optional)
         self.static_weights = tuple(static_weights)
+        self._parts: dict = {}  # doc id -> per-modality scores of the last search, when the hits carry them
         self.controls["query"] = W.Dropdown(options=list(self.queries), description="query",
                                             layout=W.Layout(width="60%"))
         self.controls["weight"] = W.FloatSlider(value=weight, min=0.0, max=1.0, step=0.05, description=weight_label,
@@ -61,15 +64,20 @@ class HybridSearchPlayground(Playground):
         name = self.query_name if query_name is None else query_name
         w = self.weight if weight is None else weight
         ranking = self.search(self.queries[name], w)
-        out = []
+        out, self._parts = [], {}
         for item in list(ranking)[: self.k]:
-            if isinstance(item, (tuple, list)) and len(item) == 2:
-                doc, score = item
-                score = None if score is None else float(score)
+            parts = None
+            if hasattr(item, "id") and hasattr(item, "score"):  # a hit object, e.g. MultimodalIndex's SearchHit
+                doc, score, parts = item.id, item.score, getattr(item, "scores", None)
+            elif isinstance(item, (tuple, list)) and len(item) >= 2:
+                doc, score = item[0], item[1]
             else:
                 doc, score = item, None
             if hasattr(doc, "item"):  # numpy / torch scalar ids
                 doc = doc.item()
+            score = None if score is None else float(score)
+            if isinstance(parts, Mapping):
+                self._parts[doc] = {str(m): float(v) for m, v in parts.items()}
             out.append((doc, score))
         return out
 
@@ -138,6 +146,7 @@ class HybridSearchPlayground(Playground):
         results = self.results()
         items = "".join(
             f"<li>{escape(self._caption(doc))}" + ("" if s is None else f" ({s:.3f})")
+            + "".join(f" {escape(m)} {v:.2f}" for m, v in self._parts.get(doc, {}).items())
             + {True: " ✓", False: " ✗", None: ""}[self._is_relevant(name, doc)] + "</li>"
             for doc, s in results)
         hits = ""

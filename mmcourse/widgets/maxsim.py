@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import Playground, as_matrix, escape, new_figure
 
-__all__ = ["MaxSimPlayground", "maxsim_playground"]
+__all__ = ["MaxSimPlayground", "maxsim_playground", "maxsim_playground_from_model"]
 
 
 class MaxSimPlayground(Playground):
@@ -148,3 +148,35 @@ def maxsim_playground(page, patch_embeddings, query_embeddings, query_tokens=Non
     Keyword arguments: ``grid=(rows, cols)`` (square by default), ``token_index``, ``opacity``, ``static``.
     """
     return MaxSimPlayground(page, patch_embeddings, query_embeddings, query_tokens, **kwargs)
+
+
+def maxsim_playground_from_model(model, page, query: str, **kwargs) -> MaxSimPlayground:
+    """Embed one page and one query with a multi-vector model, then :func:`maxsim_playground`.
+
+    ``model`` has ``embed_pages([image]) -> [(P, D)]`` and ``embed_queries([text]) -> [(T, D)]``
+    (``mmcourse.load_model("course/colpali-pages")``). The grid comes from ``model.config.grid``
+    when the model has one; otherwise the first ``side**2`` vectors are taken as the patch grid
+    (ColPali puts its 1024 = 32×32 image patches before the prompt tokens). Token strings come
+    from ``model.processor`` when it is a tokenizer; otherwise tokens are numbered.
+    """
+    patches = model.embed_pages([page])[0]  # (P, D)
+    queries = model.embed_queries([query])[0]  # (T, D)
+    grid = kwargs.pop("grid", None)
+    side = getattr(getattr(model, "config", None), "grid", None)
+    if grid is None and isinstance(side, int):
+        grid = (side, side)
+    if grid is None:
+        side = int(len(patches) ** 0.5)
+        grid = (side, side)
+    patches = patches[: grid[0] * grid[1]]
+    tokens = kwargs.pop("query_tokens", None)
+    processor = getattr(model, "processor", None)
+    if tokens is None and hasattr(processor, "convert_ids_to_tokens"):
+        try:
+            ids = processor(query)["input_ids"]
+            tokens = processor.convert_ids_to_tokens(ids)
+        except Exception:  # a processor that is not a plain tokenizer: number the tokens instead
+            tokens = None
+        if tokens is not None and len(tokens) != len(queries):
+            tokens = None
+    return MaxSimPlayground(page, patches, queries, tokens, grid=grid, **kwargs)

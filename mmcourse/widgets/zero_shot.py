@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import Playground, as_matrix, escape, new_figure
 
-__all__ = ["ZeroShotPlayground", "zero_shot_playground", "parse_lines"]
+__all__ = ["ZeroShotPlayground", "zero_shot_playground", "parse_lines", "fill"]
 
 
 def parse_lines(text: str) -> list[str]:
@@ -17,18 +17,31 @@ def _check_templates(templates: list[str]) -> None:
     if not templates:
         raise ValueError("give at least one prompt template, e.g. 'a photo of a {}.'")
     for t in templates:
-        if t.count("{}") != 1 or "{" in t.replace("{}", "") or "}" in t.replace("{}", ""):
-            raise ValueError(f"template {t!r} must contain the label placeholder {{}} exactly once, "
-                             f"e.g. 'a photo of a {{}}.'")
+        if _placeholder(t) is None:
+            raise ValueError(f"template {t!r} must contain the label placeholder {{}} (or {{label}}) exactly once "
+                             f"and no other braces, e.g. 'a photo of a {{}}.'")
 
 
-def _logit_scale(embedder) -> float:
-    scale = getattr(embedder, "logit_scale", None)
-    if scale is None:
-        return 100.0  # CLIP's trained scale, when the embedder does not say
-    if hasattr(scale, "detach"):
-        scale = scale.detach().float().cpu()
-    return float(scale)
+def _placeholder(template: str) -> str | None:
+    for mark in ("{}", "{label}"):
+        rest = template.replace(mark, "")
+        if template.count(mark) == 1 and "{" not in rest and "}" not in rest:
+            return mark
+    return None
+
+
+def fill(template: str, label: str) -> str:
+    """The prompt for ``label``: ``template`` with its ``{}`` / ``{label}`` placeholder replaced."""
+    return template.replace(_placeholder(template) or "{}", label)
+
+
+def _scalar(embedder, name: str, default: float) -> float:
+    value = getattr(embedder, name, None)
+    if value is None:
+        return default
+    if hasattr(value, "detach"):
+        value = value.detach().double().cpu()
+    return float(value)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -45,7 +58,7 @@ class ZeroShotPlayground(Playground):
     title = "Zero-shot prompt editor"
 
     def __init__(self, embedder, images, labels, templates=("a photo of a {}.",), *, captions=None,
-                 true_labels=None, image_index: int = 0, static: bool | None = None):
+                 true_labels=None, image_index: int = 0, activation: str = "softmax", static: bool | None = None):
         super().__init__(static)
         import ipywidgets as W
 
@@ -70,7 +83,8 @@ class ZeroShotPlayground(Playground):
         _check_templates(templates)
         if not 0 <= image_index < n:
             raise ValueError(f"image_index must be in [0, {n}), got {image_index}")
-        self.logit_scale = _logit_scale(embedder)
+        self.logit_scale = _scalar(embedder, "logit_scale", 100.0)  # CLIP's trained scale when not given
+        self.logit_bias = _scalar(embedder, "logit_bias", 0.0)  # SigLIP's learned bias; 0 for CLIP
         self.image_features = _normalize(as_matrix(embedder.embed_images(self.images), "embed_images(images)"))  # (n, D)
         if self.image_features.shape[0] != n:
             raise ValueError(f"embed_images returned {self.image_features.shape[0]} rows for {n} images")
@@ -84,13 +98,18 @@ class ZeroShotPlayground(Playground):
         self.controls["templates"] = W.Textarea(value="\n".join(templates), description="templates",
                                                 placeholder="one prompt per line, {} marks the label",
                                                 continuous_update=False, layout=W.Layout(width="48%", height="9em"))
+        if activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+        self.controls["activation"] = W.ToggleButtons(
+            options=[("softmax: labels compete (CLIP)", "softmax"), ("sigmoid: each label alone (SigLIP)", "sigmoid")],
+            value=activation, description="probability", style={"button_width": "230px"})
         self._watch()
 
     def _layout_controls(self):
         import ipywidgets as W
 
         c = self.controls
-        return [c["image"], W.HBox([c["labels"], c["templates"]])]
+        return [c["image"], W.HBox([c["labels"], c["templates"]]), c["activation"]]
 
     @property
     def labels(self) -> list[str]:
@@ -114,15 +133,23 @@ class ZeroShotPlayground(Playground):
         if not labels:
             raise ValueError("the label list is empty: write one class name per line")
         _check_templates(templates)
-        prompts = [t.format(label) for label in labels for t in templates]
+        prompts = [fill(t, label) for label in labels for t in templates]
         feats = self._embed_prompts(prompts).reshape(len(labels), len(templates), -1)  # (C, T, D)
         return _normalize(feats.mean(axis=1))  # (C, D)
 
-    def probabilities(self, image_index: int | None = None, labels=None, templates=None) -> np.ndarray:
-        """(C,) softmax over the labels for one image (the selected one by default)."""
+    def probabilities(self, image_index: int | None = None, labels=None, templates=None,
+                      activation: str | None = None) -> np.ndarray:
+        """(C,) probabilities of each label for one image (the selected one by default).
+
+        softmax: ``softmax(scale · cos)``, the labels compete; sigmoid: ``σ(scale · cos + bias)``,
+        each label judged on its own (SigLIP), so they need not sum to 1.
+        """
         i = self.controls["image"].value if image_index is None else image_index
+        activation = self.controls["activation"].value if activation is None else activation
         logits = self.logit_scale * self.class_embeddings(labels, templates) @ self.image_features[i]  # (C,)
-        z = np.exp(logits - logits.max())
+        if activation == "sigmoid":
+            return 0.5 * (1.0 + np.tanh(0.5 * (logits + self.logit_bias)))  # (C,) stable σ
+        z = np.exp(logits - logits.max())  # (C,)
         return z / z.sum()
 
     def _draw(self, ax_img, ax_bar, i, labels, probs):
@@ -170,9 +197,12 @@ class ZeroShotPlayground(Playground):
         if self.true_labels is not None:
             ok = labels[top] == self.true_labels[i]
             verdict = " (correct)" if ok else f" (true label: {escape(self.true_labels[i])})"
+        act = self.controls["activation"].value
+        total = f"sum {probs.sum():.2f}" if act == "sigmoid" else "sums to 1"
         return (f'<div class="mmcourse-summary">prediction: <b>{escape(labels[top])}</b> '
                 f"p={probs[top]:.3f}{verdict}; {len(labels)} labels × {len(self.templates)} templates "
-                f"= {len(labels) * len(self.templates)} prompts, logit scale {self.logit_scale:.1f}.</div>")
+                f"= {len(labels) * len(self.templates)} prompts, logit scale {self.logit_scale:.1f}, "
+                f"{act} ({total}).</div>")
 
 
 def zero_shot_playground(embedder, images, labels, templates=("a photo of a {}.",), **kwargs) -> ZeroShotPlayground:
@@ -181,6 +211,7 @@ def zero_shot_playground(embedder, images, labels, templates=("a photo of a {}."
     ``embedder`` is anything with ``embed_images(list_of_images)`` and ``embed_texts(list_of_str)``
     (e.g. ``mmcourse.load_model("course/clip-shapes")``) and, optionally, ``logit_scale``.
     Keyword arguments: ``captions`` (one per image, for the picker), ``true_labels`` (marks the
-    right answer green), ``image_index``, ``static``.
+    right answer green), ``image_index``, ``activation`` ("softmax" or "sigmoid", which uses the
+    embedder's ``logit_bias``), ``static``.
     """
     return ZeroShotPlayground(embedder, images, labels, templates, **kwargs)

@@ -58,7 +58,7 @@ def fake_page(grid=(6, 8), dim: int = 8, seed: int = 0):
     rng = np.random.default_rng(seed)
     patches = 0.3 * rng.normal(size=(rows * cols, dim))  # (P, D)
     tokens = ["invoice", "total", "date"]
-    planted = [(1, 2), (4, 6), (0, 7)]
+    planted = [(1, 2), (4, cols - 2), (0, cols - 1)]
     queries = _unit(rng.normal(size=(len(tokens), dim)))  # (T, D)
     for q, (r, c) in zip(queries, planted):
         patches[r * cols + c] = q + 0.05 * rng.normal(size=dim)
@@ -88,3 +88,33 @@ class FakeHybridSearch:
         scores = weight * self.image[query] + (1 - weight) * self.text[query]  # (6,)
         order = np.argsort(-scores, kind="stable")
         return [(int(i), float(scores[i])) for i in order]
+
+
+class FakeTokenizer:
+    """Splits on spaces and adds [CLS]/[SEP], like a BERT tokenizer's visible behaviour."""
+
+    def __call__(self, text):
+        return {"input_ids": list(range(len(text.split()) + 2))}
+
+    def convert_ids_to_tokens(self, ids):
+        return ["[CLS]", *self._last.split(), "[SEP]"][: len(ids)]
+
+
+class FakeMultiVectorModel:
+    """embed_pages / embed_queries like course/colpali-pages, over fake_page()'s planted vectors."""
+
+    class config:  # noqa: N801  (mirrors model.config.grid of the course model)
+        grid = 6
+
+    def __init__(self):
+        self.page, patches, queries, self.tokens, self.planted = fake_page(grid=(6, 6))
+        self.patches, self.queries = patches, queries
+        self.processor = FakeTokenizer()
+
+    def embed_pages(self, images):
+        return [self.patches for _ in images]
+
+    def embed_queries(self, texts):
+        self.processor._last = texts[0]
+        return [np.vstack([np.zeros((1, self.queries.shape[1])), self.queries, np.zeros((1, self.queries.shape[1]))])
+                for _ in texts]
