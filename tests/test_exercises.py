@@ -27,9 +27,6 @@ NOTEBOOK_TOPICS = [m.__name__.rsplit(".", 1)[1] for m in TOPICS if m.__name__.rs
 
 
 def _verdicts(nb):
-    from nbclient import NotebookClient
-
-    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     verdicts = []
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.source.strip().endswith(".check()"):
@@ -42,11 +39,19 @@ def _verdicts(nb):
 
 @pytest.mark.parametrize("topic", NOTEBOOK_TOPICS)
 def test_exercise_notebook_both_states(topic):
-    unsolved = _verdicts(build(topic, solved=False))
-    assert unsolved and all(v.startswith(("⏳", "❌")) for v in unsolved), unsolved
-    assert any(v.startswith("⏳") for v in unsolved)
-    solved = _verdicts(build(topic, solved=True))
-    assert solved and all(v.startswith("✅") for v in solved), solved
+    """The learner notebook, then (in the same kernel, after a reset) the solved one."""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell
+
+    unsolved, solved = build(topic, solved=False), build(topic, solved=True)
+    both = build(topic)
+    both.cells = unsolved.cells + [new_code_cell("%reset -f")] + solved.cells
+    NotebookClient(both, timeout=300, kernel_name="python3").execute()
+    unsolved.cells, solved.cells = both.cells[:len(unsolved.cells)], both.cells[len(unsolved.cells) + 1:]
+    before, after = _verdicts(unsolved), _verdicts(solved)
+    assert before and all(v.startswith(("⏳", "❌")) for v in before), before
+    assert any(v.startswith("⏳") for v in before)
+    assert after and all(v.startswith("✅") for v in after), after
 
 
 @pytest.mark.parametrize("topic", NOTEBOOK_TOPICS)
