@@ -217,3 +217,40 @@ class ChoiceProblem(Problem):
 
     def options_markdown(self) -> str:
         return "\n".join(f"- **({k})** {v}" for k, v in self.options.items())
+
+
+@dataclass
+class KeyPointsProblem(Problem):
+    """A written answer, self-checked for the key points a good answer covers.
+
+    ``check(text)`` looks for each key point (a regular expression, case-insensitive)
+    and names the ones missing, by label, without quoting the model answer.
+    """
+
+    question: str = ""
+    model_answer: str = ""
+    key_points: list[tuple[str, str]] = field(default_factory=list)  # (label, regex)
+
+    def check(self, answer: str | None = None, namespace: dict | None = None, quiet: bool = False) -> Result:
+        import re
+
+        if answer is None:
+            return super().check(namespace, quiet)
+        text = str(answer).strip()
+        if not text or text == "...":
+            result = Result(NOT_ATTEMPTED, "write your answer as a string: check(\"your answer\")")
+        else:
+            missing = [label for label, pattern in self.key_points if not re.search(pattern, text, re.IGNORECASE | re.DOTALL)]
+            result = (Result(CORRECT, f"covers all {len(self.key_points)} key points.") if not missing else
+                      Result(INCORRECT, "a good answer also covers: " + "; ".join(missing) + "."))
+        if not quiet:
+            print(result)
+        return result
+
+    def _check(self, value) -> Result:
+        return self.check(value, quiet=True)
+
+    def solution(self) -> str:
+        text = "💬 Model answer:\n" + self.model_answer
+        print(text)
+        return text
