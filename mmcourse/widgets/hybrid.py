@@ -43,6 +43,7 @@ class HybridSearchPlayground(Playground):
             raise ValueError(f"weight must be in [0, 1], got {weight!r}")
         self.relevant = relevant  # query name -> set of relevant doc ids (optional)
         self.static_weights = tuple(static_weights)
+        self.weight_label = weight_label
         self._parts: dict = {}  # doc id -> per-modality scores of the last search, when the hits carry them
         self.controls["query"] = W.Dropdown(options=list(self.queries), description="query",
                                             layout=W.Layout(width="60%"))
@@ -119,7 +120,7 @@ class HybridSearchPlayground(Playground):
                 for spine in ax.spines.values():
                     spine.set_edgecolor("#2ca02c" if hit else "#d62728")
                     spine.set_linewidth(3)
-        axes[0].text(-0.15, 0.5, f"w={weight:.2f}", transform=axes[0].transAxes, rotation=90,
+        axes[0].text(-0.15, 0.5, f"{self.weight_label}\n{weight:.2f}", transform=axes[0].transAxes, rotation=90,
                      ha="right", va="center", fontsize=8)
 
     def figure(self):

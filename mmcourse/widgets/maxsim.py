@@ -113,12 +113,12 @@ class MaxSimPlayground(Playground):
         width, height = 1.9 * cols + 0.9, 2.2 * rows + 0.5
         fig = new_figure(width, height)
         axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=dict(
-            left=0.02, right=1 - 0.9 / width, bottom=0.1 / height, top=1 - 0.55 / height, wspace=0.1, hspace=0.3))
+            left=0.02, right=1 - 1.2 / width, bottom=0.1 / height, top=1 - 0.55 / height, wspace=0.1, hspace=0.3))
         for ax in axes.flat:
             ax.axis("off")
         for ax, i in zip(axes.flat, shown):
             im = self._draw_map(ax, i, vmin, vmax)
-        fig.colorbar(im, cax=fig.add_axes((1 - 0.7 / width, 0.2, 0.12 / width, 0.6)), label="similarity")
+        fig.colorbar(im, cax=fig.add_axes((1 - 1.05 / width, 0.2, 0.12 / width, 0.6)), label="similarity")
         fig.suptitle(f"each query token's similarity map (MaxSim {self.score():.2f}; static view)", fontsize=9)
         return fig
 
