@@ -226,14 +226,20 @@ def test_hybrid_weight_slider_reranks_the_thumbnails():
     assert p.ranked_ids() == [2, 1, 0] and "query <b>cat</b>" in p.summary.value
 
 
-def test_hybrid_accepts_bare_ids_and_reports_unknown_docs():
+def test_hybrid_accepts_bare_ids_and_text_only_documents():
     p = W.hybrid_search_playground(lambda q, w: [2, 0, 1], ["q"], fakes.FakeHybridSearch().thumbnails, k=2,
                                    static=False)
     assert p.results() == [(2, None), (0, None)]
-    bad = W.hybrid_search_playground(lambda q, w: [0] if w < 0.9 else [99], ["q"], [fakes.color_images()[0][0]],
-                                     static=False)
-    bad.controls["weight"].value = 1.0
-    assert bad.error and "99" in bad.error
+    images = {"a": fakes.color_images()[0][0], "note": None}  # a text-only document has no image
+    mixed = W.hybrid_search_playground(lambda q, w: ["a"] if w < 0.9 else ["note", "a"], ["q"], images,
+                                       captions={"a": "red square", "note": "a note about red squares"},
+                                       static=False)
+    png = mixed.image.value
+    mixed.controls["weight"].value = 1.0
+    assert mixed.error is None and mixed.ranked_ids() == ["note", "a"]
+    assert mixed.image.value != png and "<li>a note about red squares" in mixed.summary.value
+    fig = mixed.figure()
+    assert any("a note about" in t.get_text() for ax in fig.axes for t in ax.texts)  # drawn as a caption card
     with pytest.raises(TypeError, match="callable"):
         W.hybrid_search_playground("not a function", ["q"], [])
     with pytest.raises(ValueError, match="weight"):

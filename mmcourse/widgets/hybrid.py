@@ -14,7 +14,7 @@ class HybridSearchPlayground(Playground):
     ``search(query, weight)`` returns the ranking, best first, as ``(doc_id, score)`` pairs,
     hit objects with ``.id`` and ``.score`` (and optionally ``.scores``, a per-modality dict,
     as ``MultimodalIndex.search`` returns), or bare doc ids; ``thumbnails[doc_id]`` is the
-    image shown for a document.
+    image shown for a document (text-only documents get a card with their caption).
     """
 
     title = "Hybrid search: fusion weight"
@@ -86,10 +86,11 @@ class HybridSearchPlayground(Playground):
         return [doc for doc, _ in self.results(query_name, weight)]
 
     def _thumb(self, doc):
+        """The document's image, or None (a text-only document, or one without a thumbnail)."""
         try:
             return self.thumbnails[doc]
-        except (KeyError, IndexError, TypeError) as err:
-            raise KeyError(f"search returned doc id {doc!r} which has no thumbnail") from err
+        except (KeyError, IndexError, TypeError):
+            return None
 
     def _caption(self, doc) -> str:
         if self.captions is None:
@@ -109,14 +110,22 @@ class HybridSearchPlayground(Playground):
         for ax in axes:
             ax.axis("off")
         for rank, (ax, (doc, score)) in enumerate(zip(axes, results), start=1):
-            ax.imshow(self._thumb(doc))
+            thumb = self._thumb(doc)
+            if thumb is not None:
+                ax.imshow(thumb)
+            else:  # a text-only document: show its words on a grey card
+                ax.axis("on")
+                ax.set_facecolor("#eeeeee")
+                ax.text(0.5, 0.5, _wrap(self._caption(doc), 16), ha="center", va="center", fontsize=6,
+                        transform=ax.transAxes)
             label = f"#{rank} {self._caption(doc)[:18]}" + ("" if score is None else f"\n{score:.3f}")
             ax.set_title(label, fontsize=7)
             hit = self._is_relevant(name, doc)
-            if hit is not None:
+            if hit is not None or thumb is None:
                 ax.axis("on")
                 ax.set_xticks([])
                 ax.set_yticks([])
+            if hit is not None:
                 for spine in ax.spines.values():
                     spine.set_edgecolor("#2ca02c" if hit else "#d62728")
                     spine.set_linewidth(3)
@@ -158,11 +167,18 @@ class HybridSearchPlayground(Playground):
                 f'<ol class="mmcourse-ranking">{items}</ol></div>')
 
 
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)[:5])
+
+
 def hybrid_search_playground(search, queries, thumbnails, **kwargs) -> HybridSearchPlayground:
     """A fusion-weight slider over ``search(query, weight) -> [(doc_id, score), ...]`` with top-k thumbnails.
 
     ``queries``: a list of query strings or a mapping shown name -> query object;
-    ``thumbnails``: a list or mapping doc_id -> image. Keyword arguments: ``captions``
+    ``thumbnails``: a list or mapping doc_id -> image (a missing or None image, e.g. a text-only
+    document, is drawn as a grey card with its caption). Keyword arguments: ``captions``
     (doc_id -> text), ``k`` (5), ``weight`` (0.5), ``relevant`` (query name -> set of
     relevant doc ids: hits framed green, misses red), ``weight_label``, ``static_weights``
     ((0, 0.5, 1): the rows of the static figure), ``static``.
