@@ -40,6 +40,10 @@ BUDGET_S = 240  # hard ceiling (a loaded 2-core CI box); unloaded it takes ~20 s
 
 
 def find_chromium() -> str | None:
+    """``MMCOURSE_CHROMIUM`` (any Chromium/Chrome binary) if set, else Debian's ``chromium`` on PATH."""
+    override = os.environ.get("MMCOURSE_CHROMIUM")
+    if override:
+        return override if os.path.exists(override) else None
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -154,8 +158,8 @@ class LabServer:
 def test_playground_renders_and_reacts_in_jupyterlab_in_chromium(tmp_path):
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("real-browser test: Chromium is not installed (run `make browser` as root, "
-                    "or `apt-get install chromium`)")
+        pytest.skip("real-browser test: Chromium is not installed (`make browser` installs it as root with "
+                    "apt-get; or set MMCOURSE_CHROMIUM to a Chromium/Chrome binary)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
