@@ -64,9 +64,14 @@ def _check_features(image_features, text_features) -> None:
             "image_features and text_features must have the same shape (N, D), got "
             f"image_features {tuple(image_features.shape)} and text_features {tuple(text_features.shape)}"
         )
+    # A NaN or inf anywhere makes the sum non-finite: one cheap reduction per tensor in the
+    # common case; the exact element check runs only when the sum is not finite (an overflow
+    # of huge but finite values then passes it).
+    if bool(torch.isfinite(image_features.detach().sum() + text_features.detach().sum())):
+        return
     for name, x in (("image_features", image_features), ("text_features", text_features)):
-        if not bool(torch.isfinite(x.detach()).all()):
-            bad = int((~torch.isfinite(x.detach())).sum())
+        bad = int((~torch.isfinite(x.detach())).sum())
+        if bad:
             raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); check the encoder's output")
 
 
@@ -162,7 +167,7 @@ def _softplus_sum(x, y, scale, bias, chunk_size):
         return _ChunkedSoftplusSum.apply(x, y, scale, bias, chunk_size)
     z = (scale * x) @ y.T  # (N, M)
     if bias is not None:
-        z = z + bias
+        z += bias  # in place: the matmul keeps its inputs, not its output, for backward
     return F.softplus(z).sum()
 
 
