@@ -76,16 +76,17 @@ def default_specs(n: int) -> list[IndexSpec]:
       ``nprobe = 8`` lists scanned per query.
     - HNSW: ``M = 16`` links per node (memory grows with M), ``efSearch = 64``.
     - IVF-PQ: same coarse lists, each vector stored as ``m = 16`` one-byte codes, trained
-      on a sample of max(20k, 40·nlist) vectors: FAISS asks for ≥ 39 points per centroid,
-      and k-means on all 100k would dominate the build on two cores.
+      IVF trained on a sample of max(20k, 40·nlist) vectors, IVF-PQ on max(10k, 40·nlist):
+      FAISS asks for ≥ 39 points per centroid (PQ: 256 centroids per sub-quantiser), and
+      k-means on all 100k would dominate the build on two cores.
     """
     nlist = 1 << max(4, round(math.log2(math.sqrt(n))))  # power of two near √n
-    train = min(n, max(40 * nlist, 20_000))
+    train, train_pq = min(n, max(40 * nlist, 20_000)), min(n, max(40 * nlist, 10_000))
     return [
         IndexSpec("Flat", "Flat", "", note="exact; the ground truth"),
         IndexSpec("IVF", f"IVF{nlist},Flat", "nprobe=8", train, note=f"{nlist} lists ≈ √n, scan 8"),
         IndexSpec("HNSW", "HNSW16", "efSearch=64", note="graph, M=16, no training"),
-        IndexSpec("IVF-PQ", f"IVF{nlist},PQ16", "nprobe=8", train, note="16 bytes of codes per vector"),
+        IndexSpec("IVF-PQ", f"IVF{nlist},PQ16", "nprobe=8", train_pq, note="16 bytes of codes per vector"),
     ]
 
 
