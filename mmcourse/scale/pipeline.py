@@ -21,7 +21,7 @@ import json
 import os
 import pathlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
