@@ -158,7 +158,27 @@ def _font(px: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, px)
 
 
-def _draw_paragraph(draw, box, rng, topic, s) -> Block:
+@functools.lru_cache(maxsize=8192)
+def _text_mask(text: str, px: int, bold: bool) -> tuple[Image.Image, tuple[int, int]]:
+    """The rendered glyphs of ``text`` as an "L" mask, and its offset (cached: labels repeat a lot)."""
+    font = _font(px, bold)
+    left, top, right, bottom = font.getbbox(text)
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
+    return mask, (left, top)
+
+
+@functools.lru_cache(maxsize=8192)
+def _text_width(text: str, px: int) -> float:
+    return _font(px).getlength(text)
+
+
+def _text(image: Image.Image, xy, text: str, px: int, fill, bold: bool = False) -> None:
+    mask, (dx, dy) = _text_mask(text, int(px), bold)
+    image.paste(fill, (int(xy[0] + dx), int(xy[1] + dy)), mask)
+
+
+def _draw_paragraph(image, draw, box, rng, topic, s) -> Block:
     keyword = str(rng.choice(KEYWORDS))
     sentences = [
         str(rng.choice(_SENTENCES)).format(keyword=keyword, topic=topic, Topic=topic.capitalize(),
@@ -167,12 +187,11 @@ def _draw_paragraph(draw, box, rng, topic, s) -> Block:
     ]
     text = " ".join(sentences)
     x0, y0, x1, y1 = (v * s for v in box)
-    font = _font(6 * s)
     words, line, y = text.split(), "", y0 + 2 * s
     for word in words:  # greedy wrap to the block width
         trial = f"{line} {word}".strip()
-        if draw.textlength(trial, font=font) > (x1 - x0 - 4 * s) and line:
-            draw.text((x0 + 2 * s, y), line, fill=(70, 70, 70), font=font)
+        if _text_width(trial, 6 * s) > (x1 - x0 - 4 * s) and line:
+            _text(image, (x0 + 2 * s, y), line, 6 * s, (70, 70, 70))
             y += 7 * s
             line = word
             if y > y1 - 7 * s:
@@ -180,18 +199,17 @@ def _draw_paragraph(draw, box, rng, topic, s) -> Block:
         else:
             line = trial
     if y <= y1 - 7 * s and line:
-        draw.text((x0 + 2 * s, y), line, fill=(70, 70, 70), font=font)
+        _text(image, (x0 + 2 * s, y), line, 6 * s, (70, 70, 70))
     return Block("paragraph", box, keyword=keyword, text=text)
 
 
-def _draw_table(draw, box, rng, topic, s) -> Block:
+def _draw_table(image, draw, box, rng, topic, s) -> Block:
     color = str(rng.choice(list(COLORS)))
     x0, y0, x1, y1 = (v * s for v in box)
     rows, cols = 3, 3
     cw, ch = (x1 - x0) / cols, (y1 - y0 - 8 * s) / rows
     top = y0 + 8 * s
-    font = _font(5 * s)
-    draw.text((x0 + 2 * s, y0), f"Table: {topic}", fill=(30, 30, 30), font=font)
+    _text(image, (x0 + 2 * s, y0), f"Table: {topic}", 5 * s, (30, 30, 30))
     flagged = (int(rng.integers(rows)), int(rng.integers(1, cols)))
     cells = []
     for r in range(rows):
@@ -206,7 +224,7 @@ def _draw_table(draw, box, rng, topic, s) -> Block:
             else:
                 label = str(int(rng.integers(10, 99)))
                 row.append(label)
-            draw.text((cx + 2 * s, cy + 2 * s), label, fill=(20, 20, 20), font=font)
+            _text(image, (cx + 2 * s, cy + 2 * s), label, 5 * s, (20, 20, 20))
         cells.append(" ".join(row))
     return Block("table", box, color=color, text=f"Table: {topic}. " + ". ".join(cells) + ".")
 
@@ -216,15 +234,14 @@ def _axes(draw, x0, y0, x1, y1, s):
     draw.line([x0, y0, x0, y1], fill=(40, 40, 40), width=s)
 
 
-def _draw_bar(draw, box, rng, topic, s) -> Block:
+def _draw_bar(image, draw, box, rng, topic, s) -> Block:
     names = list(COLORS)
     picks = [names[i] for i in rng.choice(len(names), size=4, replace=False)]
     heights = rng.uniform(0.25, 0.75, size=4)
     top = int(rng.integers(4))
     heights[top] = rng.uniform(0.88, 1.0)
     x0, y0, x1, y1 = (v * s for v in box)
-    font = _font(5 * s)
-    draw.text((x0 + 2 * s, y0), f"Fig: {topic} by quarter", fill=(30, 30, 30), font=font)
+    _text(image, (x0 + 2 * s, y0), f"Fig: {topic} by quarter", 5 * s, (30, 30, 30))
     ax0, ay0, ax1, ay1 = x0 + 3 * s, y0 + 8 * s, x1 - 2 * s, y1 - 2 * s
     _axes(draw, ax0, ay0, ax1, ay1, s)
     w = (ax1 - ax0) / 4
@@ -234,15 +251,14 @@ def _draw_bar(draw, box, rng, topic, s) -> Block:
     return Block("bar", box, color=picks[top], text=f"Fig: {topic} by quarter. Q1 Q2 Q3 Q4.")
 
 
-def _draw_line(draw, box, rng, topic, s) -> Block:
+def _draw_line(image, draw, box, rng, topic, s) -> Block:
     color = str(rng.choice(list(COLORS)))
     trend = str(rng.choice(TRENDS))
     n = 6
     base = np.linspace(0.15, 0.9, n) + rng.normal(0, 0.06, n)
     ys = np.clip(base if trend == "rising" else base[::-1], 0.05, 1.0)
     x0, y0, x1, y1 = (v * s for v in box)
-    font = _font(5 * s)
-    draw.text((x0 + 2 * s, y0), f"Fig: {topic} over time", fill=(30, 30, 30), font=font)
+    _text(image, (x0 + 2 * s, y0), f"Fig: {topic} over time", 5 * s, (30, 30, 30))
     ax0, ay0, ax1, ay1 = x0 + 3 * s, y0 + 8 * s, x1 - 2 * s, y1 - 2 * s
     _axes(draw, ax0, ay0, ax1, ay1, s)
     pts = [(ax0 + 2 * s + i * (ax1 - ax0 - 4 * s) / (n - 1), ay1 - y * (ay1 - ay0)) for i, y in enumerate(ys)]
@@ -262,17 +278,16 @@ def render_page(rng: np.random.Generator, size: int = 128, page_id: str = "") ->
     image = Image.new("RGB", (big, big), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     unit = size / 128  # layout is designed for 128 px and scaled
-    heading_font = _font(int(15 * unit * s), bold=True)
-    draw.text((4 * unit * s, 3 * unit * s), topic.capitalize(), fill=(15, 15, 60), font=heading_font)
-    draw.text((92 * unit * s, 8 * unit * s), str(year), fill=(90, 90, 90), font=_font(int(7 * unit * s)))
+    _text(image, (4 * unit * s, 3 * unit * s), topic.capitalize(), int(15 * unit * s), (15, 15, 60), bold=True)
+    _text(image, (92 * unit * s, 8 * unit * s), str(year), int(7 * unit * s), (90, 90, 90))
     draw.line([4 * unit * s, 22 * unit * s, (size - 4 * unit) * s, 22 * unit * s], fill=(15, 15, 60), width=s)
     blocks = []
     slots = [(4, 26), (66, 26), (4, 77), (66, 77)]
     kinds = rng.choice(BLOCK_KINDS, size=len(slots), p=BLOCK_WEIGHTS)
     for (sx, sy), kind in zip(slots, kinds):
         box = tuple(int(round(v * unit)) for v in (sx, sy, sx + 58, sy + 48))
-        blocks.append(_DRAW[str(kind)](draw, box, rng, topic, s))
-    image = image.resize((size, size), Image.LANCZOS)
+        blocks.append(_DRAW[str(kind)](image, draw, box, rng, topic, s))
+    image = image.reduce(s)  # box-filter downsample: anti-aliased and fast
     text = f"{topic.capitalize()} {year}. " + " ".join(b.text for b in blocks)
     return Page(image=image, topic=topic, year=year, blocks=blocks, text=text, page_id=page_id)
 
