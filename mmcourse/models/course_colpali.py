@@ -42,22 +42,22 @@ class CourseColPaliConfig:
     """Architecture and training recipe of ``course/colpali-pages``."""
 
     image_size: int = 128  # pages are rendered at image_size x image_size pixels
-    channels: tuple[int, ...] = (16, 32, 64, 128)  # conv stem widths, each conv halves the side
+    channels: tuple[int, ...] = (32, 64, 128)  # conv stem widths: a 4x4 patchify conv, then convs halving the side
     heads: int = 4  # attention heads of the transformer layer over patches
     layers: int = 1  # transformer layers over the patch grid
     dim: int = 128  # ColPali's projection size: every page patch and query token becomes a 128-d vector
     text_dim: int = 384  # all-MiniLM-L6-v2 hidden size
     init_logit_scale: float = 10.0  # multiplier of the (token-averaged) MaxSim scores in the loss
-    train_pages: int = 768  # rendered training pages
-    queries_per_page: int = 3  # training queries written from each page
-    steps: int = 240  # AdamW steps
+    train_pages: int = 512  # rendered training pages
+    queries_per_page: int = 2  # training queries written from each page
+    steps: int = 150  # AdamW steps
     batch_size: int = 32  # pages (and queries) per in-batch contrastive step
     lr: float = 3e-3  # peak learning rate (cosine schedule with warm-up)
     seed: int = 0  # data and initialisation seed
 
     @property
     def grid(self) -> int:
-        return self.image_size // 2 ** len(self.channels)  # patches per side
+        return self.image_size // (4 * 2 ** (len(self.channels) - 1))  # patches per side
 
     @property
     def n_patches(self) -> int:
@@ -69,8 +69,8 @@ class PageTower(nn.Module):
 
     def __init__(self, cfg: CourseColPaliConfig):
         super().__init__()
-        convs, c_in = [], 3
-        for c_out in cfg.channels:
+        convs, c_in = [nn.Conv2d(3, cfg.channels[0], 4, stride=4), nn.GELU()], cfg.channels[0]  # 4x4 patchify
+        for c_out in cfg.channels[1:]:
             convs += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.GELU()]
             c_in = c_out
         self.stem = nn.Sequential(*convs)
@@ -134,13 +134,14 @@ def minilm_token_states(texts: list[str], tokenizer, text_model, device="cpu", b
     states, masks = [], []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[i:i + batch_size], padding="max_length", truncation=True, max_length=32,
+            enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=64,
                             return_tensors="pt").to(device)
-            states.append(text_model(**enc).last_hidden_state.cpu())  # (b, 32, 384)
-            masks.append(enc["attention_mask"].bool().cpu())  # (b, 32)
-    states, masks = torch.cat(states), torch.cat(masks)
-    longest = int(masks.sum(1).max())
-    return states[:, :longest], masks[:, :longest]
+            states.append(text_model(**enc).last_hidden_state.cpu())  # (b, T_b, 384)
+            masks.append(enc["attention_mask"].bool().cpu())  # (b, T_b)
+    longest = max(m.shape[1] for m in masks)
+    states = torch.cat([F.pad(s, (0, 0, 0, longest - s.shape[1])) for s in states])  # (N, T, 384)
+    masks = torch.cat([F.pad(m, (0, longest - m.shape[1])) for m in masks])  # (N, T)
+    return states, masks
 
 
 # ---- the embedder ---------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class ColPaliEmbedder(Embedder):
     modalities = ("page", "query")
 
     def __init__(self, name, model: CourseColPali, tokenizer, text_model, device, batch_size: int = 64):
-        super().__init__(name, model, tokenizer, device, logit_scale=float(model.log_scale.exp()),
+        super().__init__(name, model, tokenizer, device, logit_scale=float(model.log_scale.detach().exp()),
                          batch_size=batch_size)
         self.text_model = text_model  # frozen all-MiniLM-L6-v2 (transformers BertModel)
         self.config = model.config
@@ -247,15 +248,28 @@ def load_folder(folder: pathlib.Path, device: str = "cpu") -> CourseColPali:
     return model.to(device).eval()
 
 
-def load(device: str | None = None) -> ColPaliEmbedder:
-    """The ``course/colpali-pages`` embedder (trained on first use, then cached)."""
+def _version(cfg: CourseColPaliConfig) -> str:
+    """Cache key: the default recipe is ``VERSION``; any other recipe gets its own folder."""
+    if cfg == CourseColPaliConfig():
+        return VERSION
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{VERSION}-{digest}"
+
+
+def load(device: str | None = None, config: CourseColPaliConfig | None = None) -> ColPaliEmbedder:
+    """The ``course/colpali-pages`` embedder (trained on first use, then cached).
+
+    ``config`` trains and caches a different recipe (smaller for tests, bigger for exercises).
+    """
     from ..env import get_device
     from .checkpoints import load_course_checkpoint
     from .minilm import load_minilm
 
     device = device or get_device()
-    # training always runs on the CPU-sized recipe; the loaded model then moves to ``device``
-    model = load_course_checkpoint(NAME, VERSION, build=lambda folder: build(folder, device=device),
+    cfg = config or CourseColPaliConfig()
+    model = load_course_checkpoint(NAME, _version(cfg), build=lambda folder: build(folder, cfg, device=device),
                                    load=lambda folder: load_folder(folder, device))
     tokenizer, text_model = load_minilm(device)
     return ColPaliEmbedder(NAME, model, tokenizer, text_model, device)
