@@ -66,3 +66,15 @@ def test_bad_inputs(embedder):
         embedder.embed_queries([])
     with pytest.raises(TypeError):
         embedder.embed_pages("page.png")
+
+
+def test_hub_colpali_without_colpali_engine_says_what_to_do():
+    pytest.importorskip("transformers")
+    try:
+        import colpali_engine  # noqa: F401
+    except ImportError:
+        with pytest.raises(mmcourse.MMCourseError, match="colpali-engine"):
+            mmcourse.load_model("vidore/colpali-v1.3", device="cpu")
+    else:  # installed: offline and uncached, it must fail fast with the weights error instead
+        with pytest.raises(mmcourse.WeightsUnavailableError):
+            mmcourse.load_model("vidore/colpali-v1.3", device="cpu")
