@@ -260,6 +260,19 @@ def pulse_envelope(n: int, sampling_rate: int, rate: float, duty: float = 0.5, r
     return env
 
 
+def _polyblep_saw(phase: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Band-limited sawtooth: the naive ramp minus a polynomial correction at each jump."""
+    t = (phase / (2 * np.pi)) % 1.0  # position in the cycle, [0, 1)
+    saw = 2.0 * t - 1.0
+    dt = np.clip(step, 1e-6, 0.5)  # cycles per sample
+    head, tail = t < dt, t > 1.0 - dt
+    x = t[head] / dt[head]
+    saw[head] -= x + x - x * x - 1.0
+    x = (t[tail] - 1.0) / dt[tail]
+    saw[tail] -= x * x + x + x + 1.0
+    return saw
+
+
 def _frequency_track(contour: str, f0: float, n: int) -> np.ndarray:
     x = np.linspace(0.0, 1.0, n)
     if contour == "steady":
@@ -274,8 +287,8 @@ def _oscillator(timbre: str, freq: np.ndarray, sampling_rate: int, rng: np.rando
     if timbre == "pure":
         return np.sin(phase)
     if timbre == "buzzy":
-        # a sawtooth: every harmonic k of the pitch at amplitude 1/k (its few aliases are harmless here)
-        return 2.0 * ((phase / (2 * np.pi)) % 1.0) - 1.0
+        # a sawtooth (every harmonic k at amplitude 1/k), PolyBLEP-smoothed so it does not alias
+        return _polyblep_saw(phase, freq / sampling_rate)
     # noisy: a carrier following the pitch, amplitude-modulated by smooth noise → a narrow noise band
     width = max(2, int(sampling_rate / (0.25 * float(freq.mean()))))  # bandwidth ≈ a quarter of f0
     return np.sin(phase) * _smooth_noise(rng, len(freq), width) * 0.7
