@@ -146,7 +146,7 @@ def check_waveform(waveform, name: str = "waveform") -> np.ndarray:
     x = to_mono(x).astype(np.float32, copy=False)
     if x.size == 0:
         raise ValueError(f"{name} is empty (zero samples); expected at least one sample")
-    if not np.isfinite(x).all():
+    if not math.isfinite(float(np.sum(x, dtype=np.float64))):  # a NaN/inf anywhere makes the sum non-finite; no temporary array
         bad = int((~np.isfinite(x)).sum())
         raise ValueError(f"{name} has {bad} NaN or infinite sample(s) of {x.size}; "
                          "clean them (e.g. np.nan_to_num) before embedding")

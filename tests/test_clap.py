@@ -159,3 +159,14 @@ def test_course_embedder_inputs(tmp_path):
         emb.embed_audio(np.full(100, np.nan, np.float32), sampling_rate=48000)
     with pytest.raises(ValueError, match="pass sampling_rate"):
         emb.embed_audio([s.waveform])
+
+
+def test_load_model_routes_clap_folders_and_names(tiny_clap_dir, tiny_hub):
+    import mmcourse
+    from mmcourse.models import hf_clap, zoo
+
+    via_zoo = mmcourse.load_model(str(tiny_clap_dir), device="cpu")
+    assert isinstance(via_zoo, hf_clap.HubClapEmbedder) and via_zoo.modalities == ("audio", "text")
+    clip = S.synthesize_texture("siren", seconds=0.7, rng=0)
+    torch.testing.assert_close(via_zoo.embed_audio(clip, sampling_rate=48000), tiny_hub.embed_audio(clip, sampling_rate=48000))
+    assert zoo.COURSE_MODELS["course/clap-sounds"] == C.__name__ and "laion/clap-htsat-unfused" in mmcourse.list_models()

@@ -28,6 +28,7 @@ from torch import nn
 from .. import audio as A
 from ..data import sounds as S
 from . import minilm
+from .embedder import Embedder
 
 NAME = "course/clap-sounds"
 VERSION = "v1"  # bump when the architecture, data or training changes
@@ -178,37 +179,36 @@ def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = Tower
 
 # --------------------------------------------------------------------------- the embedder
 
-class CourseClapEmbedder:
-    """Embeds audio (arrays, files, :class:`~mmcourse.data.sounds.Sound`) and texts into one space."""
+class CourseClapEmbedder(Embedder):
+    """Embeds audio (arrays, files, :class:`~mmcourse.data.sounds.Sound`) and texts into one space.
 
-    name = NAME
+    ``processor`` is the audio front end: the :class:`~mmcourse.audio.MelConfig` of the tower.
+    """
 
-    def __init__(self, model: ClapSoundsModel, device: str = "cpu"):
-        self.device = str(device)
-        self.model = model.to(self.device).eval()
-        self.processor = mel_config(model.tower)  # the audio "processor": log-mel parameters
-        self.logit_scale = float(model.logit_scale.detach())
+    modalities = ("audio", "text")
 
-    def __repr__(self):
-        return f"CourseClapEmbedder(name={self.name!r}, device={self.device!r}, logit_scale={self.logit_scale:.1f})"
+    def __init__(self, model: ClapSoundsModel, device: str = "cpu", name: str = NAME):
+        model = model.to(str(device)).eval()
+        super().__init__(name, model, mel_config(model.tower), device, float(model.logit_scale.detach()))
 
     @torch.no_grad()
     def _encode_windows(self, windows: list[np.ndarray]) -> torch.Tensor:
         mels = window_features(windows, self.processor).to(self.device)  # (B, M, T)
         return self.model.tower(mels)  # (B, D)
 
-    def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int = 64,
-                    progress: bool = False) -> torch.Tensor:
-        """L2-normalised ``(N, 384)`` embeddings of ``clips`` (arrays at ``sampling_rate``, WAV/FLAC/MP3
-        paths, or ``Sound`` objects). Clips longer than 2 s are embedded window by window and averaged."""
+    def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int | None = None,
+                    progress: bool | None = None) -> torch.Tensor:
+        """L2-normalised ``(N, 384)`` embeddings of ``clips``: arrays at ``sampling_rate`` (any rate,
+        resampled to 16 kHz), WAV/FLAC/OGG/MP3 paths, or ``Sound`` objects. Clips longer than 2 s are
+        embedded window by window and averaged (bounded memory); see :mod:`mmcourse.audio` for bad input."""
+        n = len(clips) if isinstance(clips, (list, tuple)) else 1
         return A.embed_clips(clips, self._encode_windows, sampling_rate=sampling_rate,
                              target_sr=self.processor.sampling_rate, window_seconds=self.processor.max_seconds,
-                             batch_size=batch_size, progress=progress, desc=f"{self.name}: audio")
+                             batch_size=batch_size or self.batch_size,
+                             progress=(n >= 512) if progress is None else progress, desc=f"{self.name}: audio")
 
-    @torch.no_grad()
-    def embed_texts(self, texts, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """L2-normalised ``(N, 384)`` all-MiniLM-L6-v2 sentence embeddings (the frozen text tower)."""
-        return minilm.embed_sentences(texts, device=self.device, batch_size=batch_size, progress=progress)
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
+        return minilm.embed_sentences(texts, device=self.device)  # frozen all-MiniLM-L6-v2, (B, 384)
 
 
 # --------------------------------------------------------------------------- checkpoint

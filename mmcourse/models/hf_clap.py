@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import audio as A
+from .embedder import Embedder, features_from_output
 
 __all__ = ["HubClapEmbedder", "load", "audio_inputs"]
 
@@ -37,56 +38,41 @@ def audio_inputs(processor, windows: list[np.ndarray], sampling_rate: int) -> di
     return inputs
 
 
-def _pooled(out) -> torch.Tensor:
-    return out.pooler_output if hasattr(out, "pooler_output") else out
-
-
-class HubClapEmbedder:
+class HubClapEmbedder(Embedder):
     """A transformers CLAP model and processor behind the course's embedder interface."""
 
-    def __init__(self, name: str, model, processor, device: str = "cpu"):
-        self.name = name
-        self.device = str(device)
-        self.model = model.to(self.device).eval()
-        self.processor = processor
-        self.logit_scale = float(model.logit_scale_a.detach().exp())  # audio→text multiplier
-        fe = processor.feature_extractor
-        self.sampling_rate = int(fe.sampling_rate)
-        self.max_seconds = float(fe.max_length_s)
-        self.mel_config = A.MelConfig.from_feature_extractor(fe)
+    modalities = ("audio", "text")
 
-    def __repr__(self):
-        return f"HubClapEmbedder(name={self.name!r}, device={self.device!r}, logit_scale={self.logit_scale:.1f})"
+    def __init__(self, name: str, model, processor, device: str = "cpu", batch_size: int = 8):
+        model = model.to(str(device)).eval()
+        super().__init__(name, model, processor, device, float(model.logit_scale_a.detach().exp()),
+                         batch_size=batch_size)  # audio→text multiplier
+        fe = processor.feature_extractor
+        self.sampling_rate = int(fe.sampling_rate)  # 48 kHz for the LAION checkpoints
+        self.max_seconds = float(fe.max_length_s)  # one window; longer clips are averaged over windows
+        self.mel_config = A.MelConfig.from_feature_extractor(fe)  # the same features, for plots
 
     @torch.no_grad()
     def _encode_windows(self, windows: list[np.ndarray]) -> torch.Tensor:
         inputs = audio_inputs(self.processor, windows, self.sampling_rate).to(self.device)
-        return _pooled(self.model.get_audio_features(**inputs))  # (B, D)
+        return features_from_output(self.model.get_audio_features(**inputs))  # (B, D)
 
-    def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int = 8,
-                    progress: bool = False) -> torch.Tensor:
+    def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int | None = None,
+                    progress: bool | None = None) -> torch.Tensor:
         """L2-normalised ``(N, D)`` audio embeddings (arrays at ``sampling_rate``, file paths or ``Sound``s)."""
+        n = len(clips) if isinstance(clips, (list, tuple)) else 1
         return A.embed_clips(clips, self._encode_windows, sampling_rate=sampling_rate, target_sr=self.sampling_rate,
-                             window_seconds=self.max_seconds, batch_size=batch_size, progress=progress,
-                             desc=f"{self.name}: audio")
+                             window_seconds=self.max_seconds, batch_size=batch_size or self.batch_size,
+                             progress=(n >= 64) if progress is None else progress, desc=f"{self.name}: audio")
 
     @torch.no_grad()
-    def embed_texts(self, texts, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-        """L2-normalised ``(N, D)`` text embeddings."""
-        import torch.nn.functional as F
-        from tqdm.auto import tqdm
-
-        from .minilm import _check_texts
-
-        texts = _check_texts(texts)
-        out = []
-        for i in tqdm(range(0, len(texts), batch_size), desc=f"{self.name}: texts", disable=not progress, leave=False):
-            tok = self.processor(text=texts[i:i + batch_size], padding=True, return_tensors="pt").to(self.device)
-            out.append(F.normalize(_pooled(self.model.get_text_features(**tok)).float(), dim=-1).cpu())
-        return torch.cat(out)  # (N, D)
+    def _encode_texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.processor(text=texts, padding=True, return_tensors="pt").to(self.device)
+        return features_from_output(self.model.get_text_features(**tokens))  # (B, D)
 
 
-def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None) -> HubClapEmbedder:
+def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None, name: str | None = None,
+         **kwargs) -> HubClapEmbedder:
     """Load a CLAP checkpoint from a local folder or the hub (cached weights work offline).
 
     Hub ids go through :func:`mmcourse.env.resolve_hub_weights`, so without cached weights
@@ -99,4 +85,4 @@ def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None
     source = resolve_hub_weights(str(path_or_id))
     model = ClapModel.from_pretrained(source)
     processor = ClapProcessor.from_pretrained(source)
-    return HubClapEmbedder(str(path_or_id), model, processor, device or get_device())
+    return HubClapEmbedder(name or str(path_or_id), model, processor, device or get_device(), **kwargs)
