@@ -65,6 +65,7 @@ class TrainConfig:
     warmup: int = 20  # warmup steps
     weight_decay: float = 1e-4
     init_logit_scale: float = 20.0  # learnable multiplier of the cosine similarities
+    ensemble_targets: bool = False  # text target: a random template's caption (False) or the mean over templates
     seed: int = 0
 
 
@@ -167,6 +168,8 @@ def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = Tower
         gain = torch.empty(batch, 1, 1).uniform_(-12, 6, generator=gen)  # loudness augmentation, in dB
         shift = int(torch.randint(mels.shape[-1], (1,), generator=gen))
         mels = torch.roll(mels + gain, shifts=shift, dims=-1).clamp(min=A.DB_FLOOR)  # time shift of repeat-padded windows
+        if cfg.ensemble_targets:
+            return mels, text[labels].mean(1)  # (B, M, T), (B, 384): prompt-ensembled caption features
         templates = torch.randint(text.shape[1], (batch,), generator=gen)
         return mels, text[labels, templates]  # (B, M, T), (B, 384)
 
