@@ -3,7 +3,7 @@
 A *tone* clip is a function of four attributes:
 
 - pitch: ``low`` (≈150–300 Hz) or ``high`` (≈1.2–2.4 kHz);
-- contour: ``steady``, ``rising`` (an upward chirp, one octave) or ``falling``;
+- contour: ``steady``, ``rising`` (upward chirps, 1.5 octaves each second) or ``falling``;
 - timbre: ``pure`` (a sine), ``buzzy`` (a band-limited sawtooth: many harmonics)
   or ``noisy`` (narrow-band noise that follows the pitch);
 - rhythm: ``continuous``, ``slow pulses`` (2 per second) or ``fast pulses`` (8 per second).
@@ -37,6 +37,7 @@ TEXTURES: tuple[str, ...] = ("rain", "siren", "doorbell")
 
 # base frequency ranges (Hz) of each pitch; one value is drawn per clip
 PITCH_RANGES: dict[str, tuple[float, float]] = {"low": (150.0, 300.0), "high": (1200.0, 2400.0)}
+SWEEP_SECONDS, SWEEP_OCTAVES = 1.0, 1.5  # a chirp sweeps 1.5 octaves each second, then starts again
 PULSE_RATES: dict[str, float] = {"continuous": 0.0, "slow pulses": 2.0, "fast pulses": 8.0}  # pulses per second
 
 Combo = tuple[str, str, str, str]  # (pitch, contour, timbre, rhythm)
@@ -273,13 +274,15 @@ def _polyblep_saw(phase: np.ndarray, step: np.ndarray) -> np.ndarray:
     return saw
 
 
-def _frequency_track(contour: str, f0: float, n: int) -> np.ndarray:
-    x = np.linspace(0.0, 1.0, n)
+def _frequency_track(contour: str, f0: float, n: int, sampling_rate: int) -> np.ndarray:
+    """Instantaneous frequency (Hz) per sample: steady at ``f0``, or repeated sweeps of
+    ``SWEEP_OCTAVES`` centred on ``f0``, one every ``SWEEP_SECONDS`` (so any 1 s of the clip shows the slope)."""
     if contour == "steady":
         return np.full(n, f0)
-    if contour == "rising":
-        return f0 * 2.0 ** x  # one octave up, exponential (a linear glide in pitch)
-    return f0 * 2.0 ** (1.0 - x)  # falling: one octave down, ending at f0
+    x = (np.arange(n) / (sampling_rate * SWEEP_SECONDS)) % 1.0  # position inside the current sweep
+    if contour == "falling":
+        x = 1.0 - x
+    return f0 * 2.0 ** (SWEEP_OCTAVES * (x - 0.5))
 
 
 def _oscillator(timbre: str, freq: np.ndarray, sampling_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -314,9 +317,7 @@ def synthesize_tone(pitch: str, contour: str, timbre: str, rhythm: str, seconds:
     n = _n_samples(seconds, sampling_rate)
     lo, hi = PITCH_RANGES[pitch]
     f0 = float(f0) if f0 is not None else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    if contour != "steady":
-        f0 = f0 / 2 ** 0.5  # sweeps span f0/√2 … f0·√2: centred where a steady tone would sit
-    freq = _frequency_track(contour, f0, n)  # (n,) Hz
+    freq = _frequency_track(contour, f0, n, sampling_rate)  # (n,) Hz
     wave = _oscillator(timbre, freq, sampling_rate, rng)
     wave = wave * pulse_envelope(n, sampling_rate, PULSE_RATES[rhythm], phase=rng.uniform(0, 0.3))
     wave = wave + 0.003 * rng.standard_normal(n)  # a faint noise floor, like any real recording

@@ -31,7 +31,7 @@ from . import minilm
 from .embedder import Embedder
 
 NAME = "course/clap-sounds"
-VERSION = "v1"  # bump when the architecture, data or training changes
+VERSION = "v2"  # bump when the architecture, data or training changes
 COURSE_MEL = A.MelConfig(
     sampling_rate=16_000,  # the course tower listens at 16 kHz (clips are resampled)
     n_fft=512,  # 32 ms windows
