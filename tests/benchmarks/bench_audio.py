@@ -3,9 +3,10 @@
 Reference, same process, same clips: transformers' ``ClapFeatureExtractor`` (numpy STFT),
 which computes the same CLAP log-mel features as ``mmcourse.audio``.
 
-Goals: our batched CLAP log-mel is at least as fast as the reference; the whole
-``course/clap-sounds`` audio path (48 kHz clip → resample to 16 kHz → log-mel → CNN →
-normalised embedding) runs at ≥ 25 clips/s of 3 s audio on 2 CPU cores.
+Goals, as same-process ratios (robust to a busy machine): our batched CLAP log-mel is
+≥ 1.5× the reference's speed, and the whole ``course/clap-sounds`` audio path (48 kHz clip →
+resample to 16 kHz → log-mel → CNN → normalised embedding) is ≥ 3× faster than the
+reference's CLAP feature extraction alone. Absolute clips/s are printed.
 """
 import time
 
@@ -44,5 +45,5 @@ def bench_audio_clips_per_second():
           f"\n  mmcourse.audio.log_mel_batch      {N / batch_s:7.1f} clips/s  ×{ref_s / batch_s:.2f}"
           f"\ncourse/clap-sounds embed_audio (resample + features + tower) {N / embed_s:.1f} clips/s "
           f"(×{ref_s / embed_s:.2f} the reference's feature extraction alone)")
-    assert batch_s <= ref_s * 1.1, (batch_s, ref_s)
-    assert N / embed_s >= 25, N / embed_s
+    assert ref_s / batch_s >= 1.5, (batch_s, ref_s)
+    assert ref_s / embed_s >= 3.0, (embed_s, ref_s)
