@@ -160,3 +160,23 @@ def test_ten_minute_clip_embeds_in_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert peak < 8e6, f"peak {peak / 1e6:.1f} MB"
     torch.testing.assert_close(out_file, out, atol=1e-3, rtol=0)
+
+
+def test_audio_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse import viz
+
+    cfg = A.MelConfig(sampling_rate=16000, n_fft=512, hop_length=320, f_max=8000, max_seconds=1.0)
+    x = S.synthesize_tone("high", "rising", "pure", "fast pulses", seconds=1.0, sampling_rate=16000, rng=0)
+    ax = viz.plot_waveform(np.tile(x, 40), 16000)  # long: drawn as an envelope
+    assert ax.get_xlim()[1] == pytest.approx(40.0)
+    mels = [A.log_mel(x, cfg)] * 3
+    fig = viz.spectrogram_gallery(mels, ["a", "b", "c"], cfg, cols=2, highlight=[True, False, True])
+    visible = [a for a in fig.axes if a.axison]
+    assert len(visible) == 3 and visible[1].spines["top"].get_edgecolor()[:3] == matplotlib.colors.to_rgb("tab:red")
+    with pytest.raises(ValueError, match="captions"):
+        viz.spectrogram_gallery(mels, ["a"], cfg)
+    with pytest.raises(ValueError, match=r"\(n_mels, frames\)"):
+        viz.plot_spectrogram(np.zeros(5))
