@@ -57,11 +57,14 @@ class CourseClipConfig:
     """Everything that determines the checkpoint (its hash names the cache folder)."""
 
     image_size: int = 64  # scenes are drawn at 64×64 pixels
-    patch_size: int = 8  # 8×8 patches → 64 tokens
-    width: int = 64  # ViT hidden size
-    layers: int = 2  # transformer blocks in the vision tower
-    heads: int = 4  # attention heads
-    mlp_ratio: int = 2  # MLP hidden size = mlp_ratio × width
+    vision_tower: str = "convnext"  # "convnext" (small CNN: learns shapes fast) or "vit"
+    convnext_widths: tuple = (32, 64, 128)  # channels of the ConvNeXt stages (stem: 4×4 patches)
+    convnext_depths: tuple = (1, 1, 1)  # blocks per ConvNeXt stage
+    patch_size: int = 8  # ViT only: 8×8 patches → 64 tokens
+    width: int = 64  # ViT only: hidden size
+    layers: int = 2  # ViT only: transformer blocks
+    heads: int = 4  # ViT only: attention heads
+    mlp_ratio: int = 2  # ViT only: MLP hidden size = mlp_ratio × width
     projection_dim: int = 384  # joint space size (= MiniLM's sentence embedding size)
     train_text_projection: bool = False  # False: text projection stays the identity (image tower learns MiniLM's space)
     images_per_combo: int = 120  # training pool: images drawn per training colour–shape combination
@@ -111,20 +114,32 @@ def _processor(tokenizer, image_size: int):
 
 def build_model(config: CourseClipConfig):
     """Untrained model and processor: tiny ViT (random) + frozen all-MiniLM-L6-v2."""
-    from transformers import CLIPVisionConfig, CLIPVisionModel, VisionTextDualEncoderConfig
+    from transformers import (CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel,
+                              VisionTextDualEncoderConfig)
 
     from .minilm import load_minilm
 
     tokenizer, text_model = load_minilm("cpu")
-    vision_config = CLIPVisionConfig(
-        hidden_size=config.width, intermediate_size=config.mlp_ratio * config.width,
-        num_hidden_layers=config.layers, num_attention_heads=config.heads,
-        image_size=config.image_size, patch_size=config.patch_size)
+    torch.manual_seed(config.seed)
+    if config.vision_tower == "convnext":
+        widths = list(config.convnext_widths)
+        # hidden_size: the pooled feature size the dual encoder's visual projection reads
+        vision_config = ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=widths,
+                                       depths=list(config.convnext_depths), num_stages=len(widths),
+                                       image_size=config.image_size, hidden_size=widths[-1])
+        vision_model = ConvNextModel(vision_config)
+    elif config.vision_tower == "vit":
+        vision_config = CLIPVisionConfig(
+            hidden_size=config.width, intermediate_size=config.mlp_ratio * config.width,
+            num_hidden_layers=config.layers, num_attention_heads=config.heads,
+            image_size=config.image_size, patch_size=config.patch_size)
+        vision_model = CLIPVisionModel(vision_config)
+    else:
+        raise ValueError(f"vision_tower must be 'convnext' or 'vit', got {config.vision_tower!r}")
     dual_config = VisionTextDualEncoderConfig.from_vision_text_configs(
         vision_config, text_model.config, projection_dim=config.projection_dim)
     dual_config.text_pooling = "mean"  # tells load_model to use CourseDualEncoder
-    torch.manual_seed(config.seed)
-    model = CourseDualEncoder(dual_config, vision_model=CLIPVisionModel(vision_config), text_model=text_model)
+    model = CourseDualEncoder(dual_config, vision_model=vision_model, text_model=text_model)
     model.text_model.requires_grad_(False)
     text_dim = text_model.config.hidden_size
     if not config.train_text_projection:
