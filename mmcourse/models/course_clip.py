@@ -33,7 +33,7 @@ from transformers import VisionTextDualEncoderModel
 from .embedder import features_from_output
 
 __all__ = ["NAME", "CourseClipConfig", "CourseDualEncoder", "TRAIN_TEMPLATES", "build_model",
-           "train_course_clip", "load", "mean_pool"]
+           "train_course_clip", "load", "load_folder", "mean_pool"]
 
 NAME = "course/clip-shapes"
 
@@ -57,7 +57,7 @@ class CourseClipConfig:
     """Everything that determines the checkpoint (its hash names the cache folder)."""
 
     image_size: int = 64  # scenes are drawn at 64×64 pixels
-    vision_tower: str = "convnext"  # "convnext" (small CNN: learns shapes fast) or "vit"
+    vision_tower: str = "vit"  # "vit" (CLIP's tiny ViT) or "convnext" (small CNN)
     convnext_widths: tuple = (32, 64, 128)  # channels of the ConvNeXt stages (stem: 4×4 patches)
     convnext_depths: tuple = (1, 1, 1)  # blocks per ConvNeXt stage
     patch_size: int = 8  # ViT only: 8×8 patches → 64 tokens
@@ -65,14 +65,15 @@ class CourseClipConfig:
     layers: int = 2  # ViT only: transformer blocks
     heads: int = 4  # ViT only: attention heads
     mlp_ratio: int = 2  # ViT only: MLP hidden size = mlp_ratio × width
-    projection_dim: int = 384  # joint space size (= MiniLM's sentence embedding size)
-    train_text_projection: bool = False  # False: text projection stays the identity (image tower learns MiniLM's space)
+    projection_dim: int = 128  # joint space size
+    train_text_projection: bool = True  # False: identity text projection (image tower must learn raw MiniLM space; paraphrases then fail)
     images_per_combo: int = 120  # training pool: images drawn per training colour–shape combination
     repeats_per_step: int = 1  # each step holds every training combo this many times (one caption each)
     steps: int = 700  # AdamW steps
     lr: float = 3e-3  # peak learning rate
     warmup: int = 50  # linear warm-up steps, then cosine decay
-    weight_decay: float = 0.05  # AdamW weight decay
+    weight_decay: float = 0.1  # AdamW weight decay (keeps the text projection from overfitting 18 combos)
+    logit_scale_init: float = 50.0  # initial temperature multiplier (frozen-text cosines are close together)
     max_logit_scale: float = 100.0  # clamp of the learned temperature multiplier, as in CLIP
     seed: int = 0  # everything (scenes, init, batches) follows from it
 
@@ -107,7 +108,7 @@ class CourseDualEncoder(VisionTextDualEncoderModel):
 def _processor(tokenizer, image_size: int):
     from transformers import CLIPImageProcessor, VisionTextDualEncoderProcessor
 
-    image_processor = CLIPImageProcessor(
+    image_processor = CLIPImageProcessor(  # any image → shortest side resized, centre crop, normalised
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
     return VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
@@ -137,7 +138,8 @@ def build_model(config: CourseClipConfig):
     else:
         raise ValueError(f"vision_tower must be 'convnext' or 'vit', got {config.vision_tower!r}")
     dual_config = VisionTextDualEncoderConfig.from_vision_text_configs(
-        vision_config, text_model.config, projection_dim=config.projection_dim)
+        vision_config, text_model.config, projection_dim=config.projection_dim,
+        logit_scale_init_value=float(np.log(config.logit_scale_init)))
     dual_config.text_pooling = "mean"  # tells load_model to use CourseDualEncoder
     model = CourseDualEncoder(dual_config, vision_model=vision_model, text_model=text_model)
     model.text_model.requires_grad_(False)
@@ -149,15 +151,6 @@ def build_model(config: CourseClipConfig):
             model.text_projection.weight.copy_(torch.eye(text_dim))
         model.text_projection.requires_grad_(False)
     return model, _processor(tokenizer, config.image_size)
-
-
-def pixels_from_uint8(images: torch.Tensor, processor) -> torch.Tensor:
-    """``(B, H, W, 3)`` uint8 at the model's size → normalised ``(B, 3, H, W)``, as the processor does."""
-    ip = processor.image_processor
-    mean = torch.tensor(ip.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(ip.image_std).view(1, 3, 1, 1)
-    x = images.permute(0, 3, 1, 2).float() * ip.rescale_factor  # (B, 3, H, W) in [0, 1]
-    return (x - mean) / std  # (B, 3, H, W)
 
 
 class _LockedTextStep(torch.nn.Module):
@@ -176,21 +169,28 @@ class _LockedTextStep(torch.nn.Module):
         return F.normalize(image, dim=-1), F.normalize(text, dim=-1), scale
 
 
-def _training_pool(config: CourseClipConfig):
-    """Images ``(18·n, 64, 64, 3)`` uint8 and combo index per image, drawn from the training split."""
+def _training_pool(config: CourseClipConfig, processor=None):
+    """Training images (drawn from the training split only), balanced per combination.
+
+    Returns ``(pixels, combo_ids, combos)``: ``pixels`` is ``(18·n, 3, S, S)`` as the model's
+    own processor prepares them (or ``(18·n, H, W, 3)`` uint8 when ``processor`` is None).
+    """
     from ..data import shapes
 
     combos = list(shapes.TRAIN_COMBOS)
-    scenes = shapes.make_scenes(len(combos) * config.images_per_combo * 2, "train",
-                                seed=config.seed, size=config.image_size)
-    by_combo: dict[int, list[np.ndarray]] = {i: [] for i in range(len(combos))}
+    scenes = shapes.make_scenes(len(combos) * config.images_per_combo * 2, "train", seed=config.seed)
+    by_combo: dict[int, list] = {i: [] for i in range(len(combos))}
     for s in scenes:
         group = by_combo[combos.index((s.color, s.shape))]
         if len(group) < config.images_per_combo:
-            group.append(np.asarray(s.image))
+            group.append(s.image)
     images = [img for i in range(len(combos)) for img in by_combo[i]]
-    combo_ids = [i for i in range(len(combos)) for _ in by_combo[i]]
-    return torch.from_numpy(np.stack(images)), torch.tensor(combo_ids), combos
+    combo_ids = torch.tensor([i for i in range(len(combos)) for _ in by_combo[i]])
+    if processor is None:
+        return torch.from_numpy(np.stack([np.array(img) for img in images])), combo_ids, combos
+    pixels = torch.cat([processor(images=images[i:i + 512], return_tensors="pt")["pixel_values"]
+                        for i in range(0, len(images), 512)])  # (N, 3, S, S)
+    return pixels, combo_ids, combos
 
 
 def _caption_features(combos, tokenizer, text_model) -> torch.Tensor:
@@ -214,7 +214,7 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
 
     config = config or CourseClipConfig()
     model, processor = build_model(config)
-    images, combo_ids, combos = _training_pool(config)
+    pixels, combo_ids, combos = _training_pool(config, processor)
     caption_features = _caption_features(combos, processor.tokenizer, model.text_model)
     n_templates = len(TRAIN_TEMPLATES)
     members = [torch.nonzero(combo_ids == i).flatten() for i in range(len(combos))]
@@ -226,12 +226,12 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
             for i, idx in enumerate(members):
                 picks.append(idx[torch.randint(len(idx), (1,), generator=gen)].item())
                 captions.append(i * n_templates + int(torch.randint(n_templates, (1,), generator=gen)))
-        x = images[picks]  # (B, H, W, 3) uint8
+        x = pixels[picks]  # (B, 3, S, S)
         turns = torch.randint(4, (len(picks),), generator=gen)
         flips = torch.randint(2, (len(picks),), generator=gen)
-        x = torch.stack([torch.rot90(img.flip(1) if f else img, int(k), dims=(0, 1))
-                         for img, k, f in zip(x, turns, flips)])
-        return pixels_from_uint8(x, processor), torch.tensor(captions)
+        x = torch.stack([torch.rot90(img.flip(2) if f else img, int(k), dims=(1, 2))
+                         for img, k, f in zip(x, turns, flips)])  # random flip and quarter turn
+        return x, torch.tensor(captions)
 
     step_model = _LockedTextStep(model, caption_features, config.max_logit_scale)
     history = train(step_model, batch, clip_loss, steps=config.steps, lr=config.lr,
