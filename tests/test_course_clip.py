@@ -2,6 +2,7 @@
 is rebuilt when corrupt, and the trained checkpoint meets the zero-shot goals."""
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -73,11 +74,16 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     folder = mmcourse.models.checkpoints.checkpoint_dir(course_clip.NAME, config.version())
     weights = folder / "model.safetensors"
     assert weights.is_file() and json.loads((folder / "training.json").read_text())["config"]["steps"] == 3
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a half-written file
+    img = [s.image for s in shapes.make_scenes(2, seed=4)]
+    expected = first.embed_images(img)
+    # a half-written file (written as a new file: the loaded model still memory-maps the old one)
+    damaged = weights.with_name("damaged.part")
+    damaged.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    os.replace(damaged, weights)
+    assert not mmcourse.models.checkpoints.is_complete(folder)
     second = course_clip.load(device="cpu", config=config, progress=False)
     assert mmcourse.models.checkpoints.is_complete(folder)
-    img = [s.image for s in shapes.make_scenes(2, seed=4)]
-    torch.testing.assert_close(first.embed_images(img), second.embed_images(img))  # same seed, same weights
+    torch.testing.assert_close(second.embed_images(img), expected)  # same seed, same weights
     # the folder also loads through the generic loader (text_pooling="mean" picks the course class)
     again = mmcourse.load_model(str(folder), device="cpu")
     assert type(again.model) is course_clip.CourseDualEncoder

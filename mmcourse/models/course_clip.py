@@ -60,6 +60,7 @@ class CourseClipConfig:
     vision_tower: str = "vit"  # "vit" (CLIP's tiny ViT) or "convnext" (small CNN)
     convnext_widths: tuple = (32, 64, 128)  # channels of the ConvNeXt stages (stem: 4×4 patches)
     convnext_depths: tuple = (1, 1, 1)  # blocks per ConvNeXt stage
+    convnext_layer_scale: float = 1e-6  # ConvNeXt's residual layer-scale init (1e-6 = library default)
     patch_size: int = 8  # ViT only: 8×8 patches → 64 tokens
     width: int = 64  # ViT only: hidden size
     layers: int = 2  # ViT only: transformer blocks
@@ -68,6 +69,7 @@ class CourseClipConfig:
     projection_dim: int = 128  # joint space size
     train_text_projection: bool = True  # False: identity text projection (image tower must learn raw MiniLM space; paraphrases then fail)
     images_per_combo: int = 120  # training pool: images drawn per training colour–shape combination
+    augment: bool = True  # random flips and quarter turns of training images
     repeats_per_step: int = 1  # each step holds every training combo this many times (one caption each)
     steps: int = 700  # AdamW steps
     lr: float = 3e-3  # peak learning rate
@@ -127,7 +129,8 @@ def build_model(config: CourseClipConfig):
         # hidden_size: the pooled feature size the dual encoder's visual projection reads
         vision_config = ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=widths,
                                        depths=list(config.convnext_depths), num_stages=len(widths),
-                                       image_size=config.image_size, hidden_size=widths[-1])
+                                       image_size=config.image_size, hidden_size=widths[-1],
+                                       layer_scale_init_value=config.convnext_layer_scale)
         vision_model = ConvNextModel(vision_config)
     elif config.vision_tower == "vit":
         vision_config = CLIPVisionConfig(
@@ -229,6 +232,8 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
         x = pixels[picks]  # (B, 3, S, S)
         turns = torch.randint(4, (len(picks),), generator=gen)
         flips = torch.randint(2, (len(picks),), generator=gen)
+        if not config.augment:
+            return x, torch.tensor(captions)
         x = torch.stack([torch.rot90(img.flip(2) if f else img, int(k), dims=(1, 2))
                          for img, k, f in zip(x, turns, flips)])  # random flip and quarter turn
         return x, torch.tensor(captions)
