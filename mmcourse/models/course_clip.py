@@ -57,7 +57,7 @@ class CourseClipConfig:
     """Everything that determines the checkpoint (its hash names the cache folder)."""
 
     image_size: int = 64  # scenes are drawn at 64×64 pixels
-    vision_tower: str = "vit"  # "vit" (CLIP's tiny ViT) or "convnext" (small CNN)
+    vision_tower: str = "vit"  # "vit" (CLIP's tiny ViT) or "convnext" (small CNN; learned slower in our runs)
     convnext_widths: tuple = (32, 64, 128)  # channels of the ConvNeXt stages (stem: 4×4 patches)
     convnext_depths: tuple = (1, 1, 1)  # blocks per ConvNeXt stage
     convnext_layer_scale: float = 1e-6  # ConvNeXt's residual layer-scale init (1e-6 = library default)
@@ -69,9 +69,9 @@ class CourseClipConfig:
     projection_dim: int = 128  # joint space size
     train_text_projection: bool = True  # False: identity text projection (image tower must learn raw MiniLM space; paraphrases then fail)
     images_per_combo: int = 120  # training pool: images drawn per training colour–shape combination
-    augment: bool = True  # random flips and quarter turns of training images
+    augment: bool = False  # random flips and quarter turns of training images (slowed learning in our runs)
     repeats_per_step: int = 1  # each step holds every training combo this many times (one caption each)
-    steps: int = 700  # AdamW steps
+    steps: int = 900  # AdamW steps
     lr: float = 3e-3  # peak learning rate
     warmup: int = 50  # linear warm-up steps, then cosine decay
     weight_decay: float = 0.1  # AdamW weight decay (keeps the text projection from overfitting 18 combos)
