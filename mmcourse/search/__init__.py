@@ -1,0 +1,12 @@
+"""Hybrid multimodal search on FAISS.
+
+- :class:`MultimodalIndex` — per-modality FAISS indexes keyed by document id, fused
+  by id (weighted or reciprocal rank fusion), flat / IVF / HNSW, save and load;
+- :class:`SeedMultimodalSearchIndex` — the seed lesson's index with its scoring bugs
+  kept, for notebook 07 and the tests to show what goes wrong.
+"""
+from .index import *  # noqa: F401,F403  MultimodalIndex, Document, SearchHit, IndexConfig, ...
+from .index import __all__ as _index_all
+from .seed import SeedMultimodalSearchIndex
+
+__all__ = list(_index_all) + ["SeedMultimodalSearchIndex"]
