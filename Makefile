@@ -33,7 +33,7 @@ course: $(STAMP)
 		--output-dir build/html notebooks/*.ipynb
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/benchmarks -o python_files='bench_*.py' -s -q
+	$(BIN)/python -m pytest tests/benchmarks -o python_files='bench_*.py' -o python_functions='bench_* test_*' -s -q
 
 clean:
 	rm -rf build $(VENV)

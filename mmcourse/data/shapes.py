@@ -8,6 +8,7 @@ has composed "colour" and "shape" rather than memorised pairs.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,12 @@ SHAPE_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "star": ("five-pointed star", "starburst"),
 }
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
+_ARTICLE = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
+
+
+def format_caption(template: str, color: str, shape: str) -> str:
+    """Fill a template with a colour and a shape, fixing the article: "an orange star"."""
+    return _ARTICLE.sub(r"\1n ", template.format(color=color, shape=shape))
 
 
 @dataclass
@@ -174,14 +181,14 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, size: int = 64, obj
         if objects == 1:
             img = draw_scene([(color, shape)], rng, size)
             tmpl = templates[rng.integers(len(templates))]
-            scenes.append(Scene(img, tmpl.format(color=color, shape=shape), color, shape, [(color, shape)]))
+            scenes.append(Scene(img, format_caption(tmpl, color, shape), color, shape, [(color, shape)]))
         else:
             other = ALL_COMBOS[rng.integers(len(ALL_COMBOS))]
             while other == (color, shape):
                 other = ALL_COMBOS[rng.integers(len(ALL_COMBOS))]
             relation = RELATIONS[rng.integers(len(RELATIONS))]
             img = draw_scene([(color, shape), other], rng, size, relation)
-            caption = f"a {color} {shape} {relation} a {other[0]} {other[1]}"
+            caption = format_caption(f"a {{color}} {{shape}} {relation} a {other[0]} {other[1]}", color, shape)
             scenes.append(Scene(img, caption, color, shape, [(color, shape), other], relation))
     return scenes
 
@@ -189,4 +196,4 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, size: int = 64, obj
 def paraphrase_prompts(label: str) -> list[str]:
     """Prompts for a ``"colour shape"`` label that use only words never seen in training."""
     color, shape = label.split(" ", 1)
-    return [f"a {c} {s}" for c in COLOR_PARAPHRASES[color] for s in SHAPE_PARAPHRASES[shape]]
+    return [format_caption("a {color} {shape}", c, s) for c in COLOR_PARAPHRASES[color] for s in SHAPE_PARAPHRASES[shape]]

@@ -17,7 +17,7 @@ def image_grid(images, captions=None, cols: int = 8, size: float = 1.6, title: s
         raise ValueError(f"got {len(images)} images but {len(captions)} captions")
     cols = min(cols, len(images))
     rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.35)), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.55)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, img in enumerate(images):
