@@ -307,6 +307,16 @@ class MultimodalIndex:
         self._apply_search_params(index)
         return index
 
+    def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change the search-time knobs (IVF ``nprobe``, HNSW ``ef_search``) without rebuilding."""
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None:
+                if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                    raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+                setattr(self.config, name, value)
+        for index in self._faiss.values():
+            self._apply_search_params(index)
+
     def _apply_search_params(self, index) -> None:
         import faiss
 
