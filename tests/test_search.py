@@ -15,6 +15,15 @@ from mmcourse.search import (Document, IndexConfig, IndexFileError, MultimodalIn
                              SeedMultimodalSearchIndex)
 
 
+@pytest.fixture(autouse=True)
+def _one_faiss_thread():
+    # Small indexes: OpenMP hand-offs would cost more than the searches on a shared CPU.
+    from mmcourse.search.ann import single_threaded_faiss
+
+    with single_threaded_faiss():
+        yield
+
+
 def unit(cos: float, dim: int = 3, axis: int = 1) -> list[float]:
     """A unit vector whose cosine with e0 is ``cos`` (the rest on ``axis``)."""
     v = [0.0] * dim
@@ -310,3 +319,30 @@ def test_default_text_model_is_minilm():
     assert index.faiss_index("text").d == 384
     assert index.search(text="a kitten napping", k=1)[0].id == "cat"
     assert index.search(text="spacecraft launch", k=1)[0].id == "rocket"
+
+
+def test_ranked_id_metrics_hand_computed():
+    from mmcourse.search.corpus import ndcg_at_k_ids, recall_at_k_ids
+
+    assert recall_at_k_ids(["a", "x", "b"], {"a", "b", "c", "d"}, 2) == 0.25
+    assert ndcg_at_k_ids(["a", "b"], {"a", "b"}, 10) == pytest.approx(1.0)
+    assert ndcg_at_k_ids(["x", "a"], {"a"}, 2) == pytest.approx(1 / math.log2(3))
+    assert ndcg_at_k_ids(["x"], {"a"}, 1) == 0.0
+
+
+def test_mixed_corpus_has_every_kind_of_document_and_complete_labels():
+    from mmcourse.search import mixed_corpus
+
+    docs, queries = mixed_corpus(seed=0)
+    kinds = {"both": 0, "text": 0, "image": 0}
+    for d in docs:
+        kinds["both" if d.text and d.image is not None else "text" if d.text else "image"] += 1
+    assert kinds == {"both": 24 * 2 + 18, "text": 24, "image": 24 * 2}
+    assert len({d.id for d in docs}) == len(docs)
+    by_id = {d.id: d for d in docs}
+    shape_queries = [q for q in queries if q.kind == "shape"]
+    assert len(shape_queries) == 24 and len(queries) == 24 + 18
+    for q in shape_queries:  # relevant = every document of that label, and nothing else
+        label = next(iter({by_id[i].metadata["label"] for i in q.relevant}))
+        assert {i for i, d in by_id.items() if d.metadata["label"] == label} == q.relevant
+        assert len(q.relevant) == 5
