@@ -108,8 +108,13 @@ def test_text_only_document_is_never_scored_by_the_image_index():
         assert set(by_id) == {"T", "I", "B"}
         assert "image" not in by_id["T"].scores and "text" not in by_id["I"].scores
         assert by_id["T"].scores["text"] == pytest.approx(1.0)
-    # weighted fusion judges a text-only document by its text alone: T (best text) ranks first
-    assert index.search(text="q", k=1)[0].id == "T"
+    # by default a missing modality counts 0 (weights keep their meaning) ...
+    assert {h.id: h.score for h in index.search(text="q")} == pytest.approx({"T": 0.5, "B": 0.5, "I": 0.0})
+    # ... or, with missing="skip", a text-only document is judged by its text alone
+    skip = {h.id: h.score for h in index.search(text="q", missing="skip")}
+    assert skip == pytest.approx({"T": 1.0, "B": 0.5, "I": 0.0})
+    with pytest.raises(ValueError, match="missing"):
+        index.search(text="q", missing="ignore")
 
     # The seed's zero vector *is* scored: exactly 0, above the real image at -0.2.
     seed = SeedMultimodalSearchIndex(text_model, clip, text_placeholder_dim=3, image_placeholder_dim=3)
@@ -223,7 +228,8 @@ def random_index(index_type, n=2000, seed=0, dim_t=16, dim_i=8, **config):
     return index, text, image, queries
 
 
-def test_flat_search_matches_numpy_reference():
+@pytest.mark.parametrize("missing", ["zero", "skip"])
+def test_flat_search_matches_numpy_reference(missing):
     index, text, image, queries = random_index("flat", n=500, candidates=40)
     for q in queries:
         ref_scores = {}
@@ -233,9 +239,9 @@ def test_flat_search_matches_numpy_reference():
             sims = mat @ (q[modality] / np.linalg.norm(q[modality]))
             top = np.argsort(-sims, kind="stable")[:40]
             ref_scores[modality] = {ids[j]: float(sims[j]) for j in top}
-        ref = weighted_fusion(ref_scores, {"text": 0.3, "image": 0.7},
-                              has={"text": set(text), "image": set(image)})[:10]
-        got = index.search_vectors(q, k=10, weights=0.3)
+        has = {"text": set(text), "image": set(image)} if missing == "skip" else None
+        ref = weighted_fusion(ref_scores, {"text": 0.3, "image": 0.7}, has=has)[:10]
+        got = index.search_vectors(q, k=10, weights=0.3, missing=missing)
         assert [h.id for h in got] == [d for d, _ in ref]
         assert [h.score for h in got] == pytest.approx([s for _, s in ref], abs=1e-5)
         for hit in got:

@@ -31,13 +31,14 @@ from mmcourse.errors import MMCourseError
 from mmcourse.retrieval.fusion import reciprocal_rank_fusion, weighted_fusion
 
 __all__ = [
-    "MODALITIES", "INDEX_TYPES", "FUSIONS", "Document", "SearchHit", "IndexConfig",
+    "MODALITIES", "INDEX_TYPES", "FUSIONS", "MISSING", "Document", "SearchHit", "IndexConfig",
     "IndexFileError", "MiniLMTextEmbedder", "MultimodalIndex",
 ]
 
 MODALITIES = ("text", "image")
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 FUSIONS = ("weighted", "rrf")
+MISSING = ("zero", "skip")
 FORMAT_VERSION = 1
 
 
@@ -329,7 +330,8 @@ class MultimodalIndex:
 
     # ------------------------------------------------------------------ searching
     def search(self, text: str | None = None, image=None, k: int = 10, fusion: str = "weighted",
-               weights: float | Mapping[str, float] | None = None, candidates: int | None = None) -> list[SearchHit]:
+               weights: float | Mapping[str, float] | None = None, candidates: int | None = None,
+               missing: str = "zero") -> list[SearchHit]:
         """Ranked hits for a text query, an image query, or both.
 
         text:    searches the text index (text model) and, unless an image is also given,
@@ -339,6 +341,10 @@ class MultimodalIndex:
         weights: ``{"text": w_t, "image": w_i}``, or one float ``w`` meaning
                  ``{"text": w, "image": 1 - w}``; ``None`` weighs both equally. A modality
                  with weight 0 is not searched at all.
+        missing: weighted fusion only. ``"zero"``: a document an index did not return (or
+                 cannot hold: no image) gets 0 from it, so the weights keep their meaning;
+                 ``"skip"``: an index that cannot hold the document is left out of its
+                 average (a text-only document is judged by its text alone).
         """
         if text is None and image is None:
             raise ValueError("a query needs text, an image, or both; got neither")
@@ -353,16 +359,19 @@ class MultimodalIndex:
                 raise ValueError("searching the image index needs a CLIP-family model: MultimodalIndex(clip=...) "
                                  "or MultimodalIndex.load(path, clip=...)")
             queries["image"] = self.clip.embed_images([image]) if image is not None else self.clip.embed_texts([text])
-        return self.search_vectors(queries, k=k, fusion=fusion, weights=weights, candidates=candidates)
+        return self.search_vectors(queries, k=k, fusion=fusion, weights=weights, candidates=candidates,
+                                   missing=missing)
 
     def search_vectors(self, queries: Mapping[str, Any], k: int = 10, fusion: str = "weighted",
                        weights: float | Mapping[str, float] | None = None,
-                       candidates: int | None = None) -> list[SearchHit]:
+                       candidates: int | None = None, missing: str = "zero") -> list[SearchHit]:
         """Search with precomputed query vectors, ``{"text": (D_t,), "image": (D_i,)}`` (either or both)."""
         if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
             raise ValueError(f"k must be an int >= 1, got {k!r}")
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
+        if missing not in MISSING:
+            raise ValueError(f"unknown missing-modality rule {missing!r}; expected one of {MISSING}")
         for modality in queries:
             self._check_modality(modality)
         if not queries:
@@ -380,7 +389,8 @@ class MultimodalIndex:
             sims, found = index.search(q, min(depth, index.ntotal))  # (1, depth) each, best first
             scores[modality] = {int(i): float(s) for s, i in zip(sims[0], found[0]) if i >= 0}
         if fusion == "weighted":
-            fused = weighted_fusion(scores, {m: weights[m] for m in scores}, has=self._has)
+            fused = weighted_fusion(scores, {m: weights[m] for m in scores},
+                                    has=self._has if missing == "skip" else None)
         else:
             fused = reciprocal_rank_fusion({m: list(s) for m, s in scores.items()},
                                            k=self.config.rrf_k, weights={m: weights[m] for m in scores})
