@@ -8,6 +8,7 @@ in place with nbclient (so readers see outputs), and cleaned of volatile metadat
     python tools/nb.py run notebooks/01_x.ipynb                      # re-execute in place
     python tools/nb.py script notebooks/01_x.ipynb > 01_x.py          # back to a script for editing
     python tools/nb.py exercises                                     # regenerate exercises/ from mmcourse.exercises
+    python tools/nb.py interview                                     # regenerate and run notebooks/09_interview_prep
 """
 from __future__ import annotations
 
@@ -74,6 +75,10 @@ def write_exercises() -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["exercises"]:
         return write_exercises()
+    if argv[:1] == ["interview"]:
+        from mmcourse.exercises.notebook import build_interview
+
+        return run_and_save(build_interview(), pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "09_interview_prep.ipynb")
     if len(argv) < 2 or argv[0] not in {"build", "run", "script"}:
         sys.exit(__doc__)
     if argv[0] == "build":
