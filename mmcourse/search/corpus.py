@@ -1,0 +1,150 @@
+"""A small mixed corpus with labelled queries, and search-quality metrics on ranked ids.
+
+The corpus mixes what a real multimodal collection holds:
+
+- captioned scenes (text + image), drawn by :mod:`mmcourse.data.shapes`;
+- uncaptioned scenes (image only) — reachable only through the image index;
+- short catalogue notes about a colour–shape item (text only) — reachable only through the text index;
+- the scikit-image photos with their captions (text + image), from :mod:`mmcourse.data.photos`.
+
+Each query is labelled with the ids of every relevant document, so recall@k and nDCG@k
+can be measured for text-only, image-only and fused search alike.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from .index import Document
+
+__all__ = ["LabelledQuery", "mixed_corpus", "PHOTO_QUERIES", "NOTE_TEMPLATES", "recall_at_k_ids",
+           "ndcg_at_k_ids", "embed_queries", "evaluate_search"]
+
+# Notes written like a shop inventory: they name the item but describe no picture.
+NOTE_TEMPLATES: tuple[str, ...] = (
+    "inventory note: {color} {shape} stickers, restocked on Monday",
+    "customer asked whether the {color} {shape} magnet is back in stock",
+    "order 1182 contains one {color} {shape} badge",
+    "the {color} {shape} stamp is discontinued",
+)
+# Paraphrased queries for the photos, in words their captions do not use.
+PHOTO_QUERIES: dict[str, str] = {
+    "astronaut": "a space traveller posing in her suit",
+    "chelsea": "a kitten with orange fur",
+    "coffee": "an espresso drink in a mug",
+    "rocket": "a spacecraft ready for lift-off",
+    "camera": "a photographer standing behind his tripod",
+    "coins": "a pile of old money",
+    "horse": "the outline of a pony",
+    "moon": "craters on the lunar surface",
+    "page": "a printed document",
+    "clock": "a timepiece hanging on the wall",
+    "hubble_deep_field": "thousands of far-away galaxies in space",
+    "immunohistochemistry": "a stained biological tissue sample under a microscope",
+    "retina": "an eye fundus photograph",
+    "brick": "a wall made of bricks",
+    "grass": "a lawn texture",
+    "gravel": "small stones on the ground",
+    "colorwheel": "a circle of rainbow colours",
+    "logo": "the logo of an image-processing library",
+}
+
+
+@dataclass
+class LabelledQuery:
+    text: str  # the query
+    relevant: set  # ids of every relevant document
+    kind: str  # "shape" or "photo"
+
+
+def mixed_corpus(per_label: int = 2, image_only_per_label: int = 2, notes_per_label: int = 1,
+                 photos: bool = True, seed: int = 0, size: int = 64) -> tuple[list[Document], list[LabelledQuery]]:
+    """Documents (in a shuffled order) and one labelled query per colour–shape label and per photo."""
+    from mmcourse.data.shapes import COLOR_PARAPHRASES, SHAPE_PARAPHRASES, labels, make_scenes
+
+    rng = random.Random(seed)
+    all_labels = labels("all")
+    docs, relevant = [], {label: set() for label in all_labels}
+    n_scenes = len(all_labels) * (per_label + image_only_per_label) * 4
+    scenes = make_scenes(n_scenes, split="all", seed=seed, size=size)
+    counts = {label: [0, 0] for label in all_labels}
+    for j, scene in enumerate(scenes):
+        captioned, uncaptioned = counts[scene.label]
+        if captioned < per_label:
+            doc = Document(f"scene-{j}", text=scene.caption, image=scene.image, metadata={"label": scene.label})
+            counts[scene.label][0] += 1
+        elif uncaptioned < image_only_per_label:
+            doc = Document(f"image-{j}", image=scene.image, metadata={"label": scene.label})
+            counts[scene.label][1] += 1
+        else:
+            continue
+        docs.append(doc)
+        relevant[scene.label].add(doc.id)
+    short = [label for label, (a, b) in counts.items() if (a, b) != (per_label, image_only_per_label)]
+    if short:
+        raise RuntimeError(f"not enough scenes drawn for {short}; raise n_scenes")
+    for label in all_labels:
+        color, shape = label.split()
+        for i in range(notes_per_label):
+            note = NOTE_TEMPLATES[rng.randrange(len(NOTE_TEMPLATES))].format(color=color, shape=shape)
+            doc = Document(f"note-{color}-{shape}-{i}", text=note, metadata={"label": label})
+            docs.append(doc)
+            relevant[label].add(doc.id)
+    queries = []
+    for label in all_labels:
+        color, shape = label.split()
+        text = f"a {rng.choice(COLOR_PARAPHRASES[color])} {rng.choice(SHAPE_PARAPHRASES[shape])}"
+        queries.append(LabelledQuery(text, relevant[label], "shape"))
+    if photos:
+        from mmcourse.data.photos import load_photos
+
+        for photo in load_photos(max_side=size * 2):
+            docs.append(Document(f"photo-{photo.name}", text=photo.caption, image=photo.image,
+                                 metadata={"label": photo.label}))
+            queries.append(LabelledQuery(PHOTO_QUERIES[photo.name], {f"photo-{photo.name}"}, "photo"))
+    rng.shuffle(docs)
+    return docs, queries
+
+
+def recall_at_k_ids(ranked: list, relevant: set, k: int) -> float:
+    """Share of the relevant ids found in the first ``k`` results."""
+    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
+
+
+def ndcg_at_k_ids(ranked: list, relevant: set, k: int) -> float:
+    """Binary-relevance nDCG@k: ``sum 1/log2(rank + 1)`` over hits, divided by its ideal value."""
+    dcg = sum(1 / math.log2(r + 2) for r, doc in enumerate(ranked[:k]) if doc in relevant)
+    ideal = sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
+    return dcg / ideal if ideal else 0.0
+
+
+def embed_queries(index, queries: list[LabelledQuery]) -> list[dict]:
+    """Each query's vectors for each index (text model → text index, CLIP text tower → image index), batched."""
+    texts = [q.text for q in queries]
+    per_index = {}
+    if index.count("text"):
+        per_index["text"] = index.text_model.embed_texts(texts)  # (Q, D_text)
+    if index.count("image"):
+        per_index["image"] = index.clip.embed_texts(texts)  # (Q, D_image)
+    return [{m: vectors[i] for m, vectors in per_index.items()} for i in range(len(queries))]
+
+
+def evaluate_search(index, queries: list[LabelledQuery], k: int = 10, vectors: list[dict] | None = None,
+                    **search_kwargs) -> dict[str, float]:
+    """Mean recall@k and nDCG@k over labelled queries.
+
+    Runs ``index.search(text=q.text, k=k, **search_kwargs)``, or, with ``vectors`` from
+    :func:`embed_queries`, the same search on precomputed query vectors (a sweep over
+    weights then embeds each query once).
+    """
+    recalls, ndcgs = [], []
+    for i, q in enumerate(queries):
+        if vectors is None:
+            hits = index.search(text=q.text, k=k, **search_kwargs)
+        else:
+            hits = index.search_vectors(vectors[i], k=k, **search_kwargs)
+        ranked = [hit.id for hit in hits]
+        recalls.append(recall_at_k_ids(ranked, q.relevant, k))
+        ndcgs.append(ndcg_at_k_ids(ranked, q.relevant, k))
+    return {"recall": sum(recalls) / len(recalls), "ndcg": sum(ndcgs) / len(ndcgs)}
