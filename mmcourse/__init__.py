@@ -22,8 +22,8 @@ _PUBLIC = {
     "load_model": "mmcourse.models.zoo",
     "list_models": "mmcourse.models.zoo",
     # training and losses
-    "train": "mmcourse.train",
-    "History": "mmcourse.train",
+    "train": "mmcourse.training",  # the function; its module is mmcourse.training
+    "History": "mmcourse.training",
     "clip_loss": "mmcourse.losses",
     "siglip_loss": "mmcourse.losses",
     # retrieval
@@ -38,7 +38,7 @@ _PUBLIC = {
 }
 
 _SUBMODULES = {
-    "env", "errors", "data", "models", "train", "losses", "audio", "retrieval",
+    "env", "errors", "data", "models", "training", "losses", "audio", "retrieval",
     "search", "viz", "widgets", "exercises", "scale",
 }
 

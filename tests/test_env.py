@@ -83,6 +83,8 @@ def test_import_is_light():
 
 
 def test_public_api_is_listed():
+    import mmcourse.training  # noqa: F401  importing the module must not shadow the function
+
     for name in ("get_device", "set_seed", "cache_dir", "train", "clip_loss"):
         assert name in mmcourse.__all__
         assert callable(getattr(mmcourse, name))

@@ -152,7 +152,7 @@ def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = Tower
                 progress: bool = True) -> tuple[ClapSoundsModel, "object"]:
     """Train a fresh model; returns ``(model, History)``."""
     from ..losses import clip_loss
-    from ..train import train
+    from ..training import train
 
     torch.manual_seed(cfg.seed)
     mel = A.MelConfig(**tower_cfg.mel)

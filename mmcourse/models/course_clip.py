@@ -213,7 +213,7 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
     each image with a random caption template and a random flip / quarter turn.
     """
     from ..losses import clip_loss
-    from ..train import train
+    from ..training import train
 
     config = config or CourseClipConfig()
     model, processor = build_model(config)

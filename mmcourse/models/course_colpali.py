@@ -196,7 +196,7 @@ def train_model(cfg: CourseColPaliConfig | None = None, device: str = "cpu", pro
     """Render the training pages, cache MiniLM token states, train; returns ``(model, history)``."""
     from ..data.documents import make_documents
     from ..losses import clip_loss
-    from ..train import train
+    from ..training import train
     from .minilm import load_minilm
 
     cfg = cfg or CourseColPaliConfig()

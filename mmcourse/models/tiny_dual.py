@@ -239,7 +239,7 @@ def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval
     :func:`evaluate` it on ``eval_data``. Returns the metrics plus the run's settings,
     final loss and seconds."""
     from ..losses import clip_loss, siglip_loss
-    from ..train import train
+    from ..training import train
 
     loss_fn = {"clip": clip_loss, "siglip": siglip_loss}.get(loss)
     if loss_fn is None:

@@ -124,7 +124,7 @@ def _train_one(config: DDPConfig, data, rank: int, world: int, device, distribut
 
     from ..env import set_seed
     from ..models.tiny_dual import TinyDualConfig, TinyDualEncoder, scene_batches
-    from ..train import train, unpack_outputs
+    from ..training import train, unpack_outputs
 
     global_batches = scene_batches(data, config.global_batch, seed=config.seed)
     lo, hi = (rank * config.local_batch, (rank + 1) * config.local_batch) if distributed else (0, config.global_batch)
