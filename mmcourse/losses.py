@@ -161,16 +161,6 @@ class _ChunkedSoftplusSum(torch.autograd.Function):
         return grad_x, grad_y, grad_s, grad_b, None
 
 
-def _softplus_sum(x, y, scale, bias, chunk_size):
-    """``Σ_ij softplus(z_ij)`` over all pairs: every pair scored as a negative."""
-    if chunk_size is not None and chunk_size < y.shape[0]:
-        return _ChunkedSoftplusSum.apply(x, y, scale, bias, chunk_size)
-    z = (scale * x) @ y.T  # (N, M)
-    if bias is not None:
-        z += bias  # in place: the matmul keeps its inputs, not its output, for backward
-    return F.softplus(z).sum()
-
-
 def _check_chunk_size(chunk_size) -> None:
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
@@ -178,14 +168,22 @@ def _check_chunk_size(chunk_size) -> None:
 
 def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):
     """Σ over the pairs of ``x`` × ``y`` of ``-log σ(label · z)``; labels +1 on the diagonal
-    when ``positives`` (a rank's own pairs), -1 everywhere else."""
-    total = _softplus_sum(x, y, scale, bias, chunk_size)  # every pair as a negative
-    if positives:  # softplus(-z) - softplus(z) = -z: turn the diagonal into positives
-        diagonal = scale * (x * y).sum(dim=1)  # (N,)
-        if bias is not None:
-            diagonal = diagonal + bias
-        total = total - diagonal.sum()
-    return total
+    when ``positives`` (a rank's own pairs), -1 everywhere else.
+
+    Every pair is first scored as a negative, ``softplus(z)``; then, since
+    ``softplus(-z) - softplus(z) = -z``, subtracting the diagonal turns it into positives.
+    """
+    if chunk_size is not None and chunk_size < y.shape[0]:
+        total = _ChunkedSoftplusSum.apply(x, y, scale, bias, chunk_size)
+        if positives:
+            diagonal = scale * (x * y).sum(dim=1)  # (N,) O(N·D), no N×N matrix
+            total = total - (diagonal.sum() + (0 if bias is None else bias * x.shape[0]))
+        return total
+    z = (scale * x) @ y.T  # (N, M)
+    if bias is not None:
+        z += bias  # in place: the matmul keeps its inputs, not its output, for backward
+    total = F.softplus(z).sum()
+    return total - z.diagonal().sum() if positives else total
 
 
 def siglip_loss(image_features, text_features, logit_scale, logit_bias=None, *, chunk_size=None):

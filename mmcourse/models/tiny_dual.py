@@ -232,7 +232,7 @@ def evaluate(model: TinyDualEncoder, data: SceneData, prompt: str = PROMPT) -> d
 
 
 def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval_data: SceneData,
-              examples: int = 16384, lr: float = 5e-3, config: TinyDualConfig | None = None) -> dict:
+              examples: int = 32768, lr: float = 5e-3, config: TinyDualConfig | None = None) -> dict:
     """Train a fresh :class:`TinyDualEncoder` with ``loss`` (``"clip"`` or ``"siglip"``, their
     published inits) on ``examples`` training examples in batches of ``batch_size`` (so
     ``examples // batch_size`` AdamW steps at a constant ``lr``), then
