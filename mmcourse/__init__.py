@@ -26,6 +26,10 @@ _PUBLIC = {
     "History": "mmcourse.training",
     "clip_loss": "mmcourse.losses",
     "siglip_loss": "mmcourse.losses",
+    "ClipLoss": "mmcourse.losses",
+    "SigLipLoss": "mmcourse.losses",
+    "distributed_clip_loss": "mmcourse.losses",
+    "distributed_siglip_loss": "mmcourse.losses",
     # retrieval
     "zero_shot_classify": "mmcourse.retrieval",
     "similarity": "mmcourse.retrieval",
@@ -33,13 +37,15 @@ _PUBLIC = {
     "ndcg_at_k": "mmcourse.retrieval",
     "mean_average_precision": "mmcourse.retrieval",
     "maxsim": "mmcourse.retrieval",
+    "weighted_fusion": "mmcourse.retrieval",
+    "reciprocal_rank_fusion": "mmcourse.retrieval",
     # search
     "MultimodalIndex": "mmcourse.search",
 }
 
 _SUBMODULES = {
     "env", "errors", "data", "models", "training", "losses", "audio", "retrieval",
-    "search", "viz", "widgets", "exercises", "scale",
+    "search", "viz", "widgets", "exercises", "scale", "memory",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -1,0 +1,123 @@
+"""Exercises for notebook 06: ColPali's late interaction (MaxSim)."""
+import torch
+
+from ._cases import randn
+from .core import ChoiceProblem, FunctionProblem, NumericProblem
+
+TITLE = "06 · ColPali: MaxSim late interaction"
+SETUP = "import torch"
+
+
+def _pair_ref(query, document):
+    from ..retrieval import maxsim
+
+    return maxsim([query], [document])[0, 0]
+
+
+q1 = FunctionProblem(
+    var="maxsim_pair",
+    prompt="Write `maxsim_pair(query, document)`: `query` is `(Tq, D)` (one vector per query token), `document` is "
+           "`(Td, D)` (one vector per page patch). For each query token take its best-matching patch, then sum over "
+           "query tokens. Return a 0-d tensor.",
+    hints=["All token–patch similarities at once: `query @ document.T`, shape `(Tq, Td)`.",
+           "Max over the patches (`dim=1`), then sum over the query tokens."],
+    stub="def maxsim_pair(query, document):\n    raise NotImplementedError",
+    solution_code="def maxsim_pair(query, document):\n"
+                  "    sims = query @ document.T  # (Tq, Td)\n"
+                  "    return sims.max(dim=1).values.sum()",
+    reference=_pair_ref,
+    cases=lambda rng: [{"query": randn(rng, tq, d, normalize=True), "document": randn(rng, td, d, normalize=True)}
+                       for tq, td, d in [(2, 3, 4), (5, 9, 8), (1, 4, 3)]],
+    mistakes=[(lambda query, document: (query @ document.T).max(dim=0).values.sum(),
+               "the max runs over query tokens: for each *query token* find its best patch (max over `dim=1`)."),
+              (lambda query, document: (query @ document.T).max(dim=1).values.mean(),
+               "ColPali sums the per-token maxima; a mean changes the scale (and ranks differently across query lengths)."),
+              (lambda query, document: (query @ document.T).sum(), "summing all similarities is not MaxSim: take the max per query token first.")],
+)
+
+
+def _masked_ref(query, documents, mask):
+    from ..retrieval import maxsim
+
+    docs = [d[m] for d, m in zip(documents, mask)]
+    return maxsim([query], docs)[0]
+
+
+def _masked_cases(rng):
+    cases = []
+    for tq, nd, td, d in [(2, 2, 3, 3), (3, 4, 6, 5), (2, 3, 5, 4)]:
+        base = randn(rng, d, normalize=True)  # (D,) the query's direction
+        query = torch.nn.functional.normalize(base + 0.3 * randn(rng, tq, d), dim=-1)  # (Tq, D)
+        # every real patch points away from the query: all real similarities are negative
+        documents = torch.nn.functional.normalize(-base + 0.3 * randn(rng, nd, td, d), dim=-1)  # (Nd, Td, D)
+        lengths = torch.tensor([int(x) for x in rng.integers(1, td + 1, size=nd)])
+        lengths[0] = max(1, td - 1)  # at least one document is padded
+        mask = torch.arange(td)[None, :] < lengths[:, None]  # (Nd, Td) True = real patch
+        cases.append({"query": query, "documents": documents * mask[..., None], "mask": mask})  # padding = zeros
+    return cases
+
+
+q2 = FunctionProblem(
+    var="maxsim_padded",
+    prompt="Pages have different numbers of patches, so they are stored padded: `documents` is `(Nd, Td, D)` with "
+           "zero vectors as padding and `mask` `(Nd, Td)` is `True` on real patches. Write `maxsim_padded(query, "
+           "documents, mask)` returning the `(Nd,)` MaxSim scores of one `(Tq, D)` query. Careful: a padding vector "
+           "has similarity 0 with everything, and real similarities can all be negative.",
+    hints=["`torch.einsum('qd,ntd->nqt', query, documents)` gives `(Nd, Tq, Td)` similarities.",
+           "Before the max, set the padded positions to `-inf` with `masked_fill(~mask[:, None, :], float('-inf'))`."],
+    stub="def maxsim_padded(query, documents, mask):\n    raise NotImplementedError",
+    solution_code="def maxsim_padded(query, documents, mask):\n"
+                  "    sims = torch.einsum('qd,ntd->nqt', query, documents)  # (Nd, Tq, Td)\n"
+                  "    sims = sims.masked_fill(~mask[:, None, :], float('-inf'))  # padding never wins\n"
+                  "    return sims.max(dim=2).values.sum(dim=1)  # (Nd,)",
+    reference=_masked_ref,
+    cases=_masked_cases,
+    mistakes=[(lambda query, documents, mask: torch.einsum('qd,ntd->nqt', query, documents).max(2).values.sum(1),
+               "the mask is ignored: a zero padding vector scores 0, which beats every real patch when all real "
+               "similarities are negative. Mask padded positions with -inf before the max.")],
+)
+
+q3 = NumericProblem(
+    var="bytes_per_page_fp16",
+    prompt="ColPali stores 1,030 vectors of 128 dimensions per page. How many bytes does one page take in float16? "
+           "Set `bytes_per_page_fp16`.",
+    hints=["vectors × dimensions × bytes per number; float16 is 2 bytes."],
+    solution_text="1,030 × 128 × 2 = 263,680 bytes ≈ 258 KiB per page, versus 384 × 4 = 1,536 bytes for one MiniLM vector "
+                  "in float32: multi-vector retrieval buys its quality with storage.",
+    stub="bytes_per_page_fp16 = ____",
+    solution_code="bytes_per_page_fp16 = 1030 * 128 * 2",
+    answer=1030 * 128 * 2, rel_tol=0.0, abs_tol=0.5,
+)
+
+q4 = NumericProblem(
+    var="maxsim_flops",
+    prompt="How many floating-point operations does one query–page MaxSim take with 30 query tokens, 1,030 patches and "
+           "128 dimensions (count the similarity matrix as multiply-adds, 2 FLOPs each; ignore the max and the sum)? "
+           "Set `maxsim_flops`.",
+    hints=["The similarity matrix is Tq × P dot products of length D."],
+    solution_text="2 · 30 · 1,030 · 128 = 7,910,400 FLOPs per pair: scoring 1,000 pages is ~7.9 GFLOP per query.",
+    stub="maxsim_flops = ____",
+    solution_code="maxsim_flops = 2 * 30 * 1030 * 128",
+    answer=2 * 30 * 1030 * 128, rel_tol=1e-6,
+)
+
+q5 = ChoiceProblem(
+    var="answer_multivector",
+    prompt="Why does a multi-vector (MaxSim) page representation find a number in a table cell that one mean-pooled "
+           "page vector misses?",
+    options={"a": "Each query token can match the one patch that holds its evidence; a single pooled vector averages "
+                  "that patch with hundreds of irrelevant ones.",
+             "b": "Multi-vector models are always larger.",
+             "c": "MaxSim uses a higher temperature.",
+             "d": "Mean pooling cannot be normalised."},
+    correct="a",
+    explanations={"a": "late interaction keeps local evidence addressable; pooling dilutes it (notebook 06 measures the gap).",
+                  "b": "the course compares the same model, pooled and not pooled: size is not the difference.",
+                  "c": "MaxSim has no temperature at retrieval time; it sums per-token maxima.",
+                  "d": "a mean vector normalises like any other."},
+    hints=["What happens to one small patch's vector when you average it with 1,000 others?"],
+    stub="answer_multivector = ____  # 'a', 'b', 'c' or 'd'",
+    solution_code="answer_multivector = 'a'",
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5]
