@@ -6,7 +6,9 @@ in place with nbclient (so readers see outputs), and cleaned of volatile metadat
 
     python tools/nb.py build notebooks/src.py notebooks/01_x.ipynb   # convert + execute
     python tools/nb.py run notebooks/01_x.ipynb                      # re-execute in place
-    python tools/nb.py script notebooks/01_x.ipynb > /tmp/01_x.py    # back to a script for editing
+    python tools/nb.py script notebooks/01_x.ipynb > 01_x.py          # back to a script for editing
+    python tools/nb.py exercises                                     # regenerate exercises/ from mmcourse.exercises
+    python tools/nb.py interview                                     # regenerate and run notebooks/09_interview_prep
 """
 from __future__ import annotations
 
@@ -56,7 +58,27 @@ def run_and_save(nb, dst: pathlib.Path) -> None:
     print(f"{dst}: executed in {time.perf_counter() - start:.1f} s")
 
 
+def write_exercises() -> None:
+    from mmcourse.exercises.notebook import NOTEBOOK_NAMES, build as build_exercise
+
+    out = pathlib.Path(__file__).resolve().parent.parent / "exercises"
+    for topic, name in NOTEBOOK_NAMES.items():
+        try:
+            nb = build_exercise(topic)
+        except ModuleNotFoundError as err:
+            print(f"skipped {topic}: {err}")
+            continue
+        nbformat.write(nb, out / name)
+        print(f"wrote exercises/{name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["exercises"]:
+        return write_exercises()
+    if argv[:1] == ["interview"]:
+        from mmcourse.exercises.notebook import build_interview
+
+        return run_and_save(build_interview(), pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "09_interview_prep.ipynb")
     if len(argv) < 2 or argv[0] not in {"build", "run", "script"}:
         sys.exit(__doc__)
     if argv[0] == "build":

@@ -1,0 +1,24 @@
+"""Automatically checked exercises, in the style of Kaggle Learn.
+
+In an exercise notebook::
+
+    from mmcourse.exercises import ex02
+    ex02.q1.check()      # checks the learner's code or answer
+    ex02.q1.hint()       # next hint (call again for more)
+    ex02.q1.solution()   # the model solution
+
+Each topic module (``ex01`` … ``ex07``, ``interview``) lists its problems; the learner
+and solved notebooks under ``exercises/`` are generated from those modules
+(``python tools/nb.py exercises``), so there is one source for both.
+"""
+from importlib import import_module
+
+TOPICS = ("ex01", "ex02", "ex03", "ex04", "ex05", "ex06", "ex07", "interview")
+
+
+def __getattr__(name):
+    if name in TOPICS:
+        module = import_module(f"mmcourse.exercises.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'mmcourse.exercises' has no attribute {name!r}; topics: {', '.join(TOPICS)}")

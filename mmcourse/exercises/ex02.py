@@ -1,0 +1,215 @@
+"""Exercises for notebook 02: contrastive losses from scratch."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from .core import ChoiceProblem, FunctionProblem, NumericProblem
+
+TITLE = "02 · Contrastive losses: InfoNCE and the sigmoid loss"
+SETUP = "import torch\nimport torch.nn.functional as F"
+
+
+def _features(rng, n, d, dtype=torch.float64):
+    g = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
+    x = F.normalize(torch.randn(n, d, generator=g, dtype=dtype), dim=-1)
+    y = F.normalize(x + 0.8 * torch.randn(n, d, generator=g, dtype=dtype), dim=-1)
+    return x, y
+
+
+def _loss_cases(rng, bias=False):
+    cases = []
+    for n, d in [(2, 3), (5, 4), (8, 16), (1, 4)]:
+        x, y = _features(rng, n, d)
+        case = {"image_features": x, "text_features": y, "logit_scale": float(rng.uniform(2, 20))}
+        if bias:
+            case["logit_bias"] = float(rng.uniform(-5, 1))
+        cases.append(case)
+    return cases
+
+
+def _logits_ref(image_features, text_features, logit_scale):
+    return logit_scale * image_features @ text_features.T
+
+
+q1 = FunctionProblem(
+    var="similarity_logits",
+    prompt="Write `similarity_logits(image_features, text_features, logit_scale)` returning the `(N, N)` matrix "
+           "whose entry `[i, j]` is the scaled cosine similarity of image `i` and text `j` (features are already "
+           "L2-normalised).",
+    hints=["A matrix product of the two feature matrices gives every dot product at once.",
+           "Rows are images, columns texts: `image_features @ text_features.T`, then multiply by the scale."],
+    stub="def similarity_logits(image_features, text_features, logit_scale):\n    raise NotImplementedError",
+    solution_code="def similarity_logits(image_features, text_features, logit_scale):\n"
+                  "    return logit_scale * image_features @ text_features.T  # (N, N)",
+    reference=_logits_ref,
+    cases=lambda rng: [{k: v for k, v in c.items()} for c in _loss_cases(rng)],
+    mistakes=[(lambda image_features, text_features, logit_scale: image_features @ text_features.T,
+               "the temperature is missing: multiply by `logit_scale`."),
+              (lambda image_features, text_features, logit_scale: logit_scale * text_features @ image_features.T,
+               "rows and columns are swapped: rows must be images, columns texts.")],
+)
+
+
+def _clip_ref(image_features, text_features, logit_scale):
+    return losses.clip_loss(image_features, text_features, logit_scale)
+
+
+q2 = FunctionProblem(
+    var="clip_loss",
+    prompt="Implement CLIP's symmetric InfoNCE loss `clip_loss(image_features, text_features, logit_scale)`: "
+           "cross-entropy over each row (image→text) and over each column (text→image), with the matching pair on "
+           "the diagonal, averaged over both directions.",
+    hints=["The correct 'class' for row i is column i: labels are `torch.arange(N)`.",
+           "`F.cross_entropy(logits, labels)` does one direction; the other direction uses `logits.T`.",
+           "Average the two directions: `(loss_i2t + loss_t2i) / 2`."],
+    stub="def clip_loss(image_features, text_features, logit_scale):\n    raise NotImplementedError",
+    solution_code="def clip_loss(image_features, text_features, logit_scale):\n"
+                  "    logits = logit_scale * image_features @ text_features.T  # (N, N)\n"
+                  "    labels = torch.arange(logits.shape[0])  # (N,) matching pairs on the diagonal\n"
+                  "    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2",
+    reference=_clip_ref,
+    cases=_loss_cases,
+    mistakes=[
+        (lambda image_features, text_features, logit_scale: F.cross_entropy(
+            _logits_ref(image_features, text_features, logit_scale), torch.arange(len(image_features))),
+         "only the image→text direction is there: the loss is not symmetric. Add the text→image term (the transpose)."),
+        (lambda image_features, text_features, logit_scale: F.cross_entropy(
+            _logits_ref(image_features, text_features, logit_scale), torch.arange(len(image_features))) +
+         F.cross_entropy(_logits_ref(image_features, text_features, logit_scale).T, torch.arange(len(image_features))),
+         "both directions are there but summed: CLIP averages them (divide by 2)."),
+        (lambda image_features, text_features, logit_scale: _clip_ref(image_features, text_features, 1.0),
+         "the temperature is missing: scale the similarities by `logit_scale` before the softmax."),
+    ],
+)
+
+
+def _siglip_ref(image_features, text_features, logit_scale, logit_bias):
+    return losses.siglip_loss(image_features, text_features, logit_scale, logit_bias)
+
+
+def _siglip_mean(image_features, text_features, logit_scale, logit_bias):
+    n = len(image_features)
+    return _siglip_ref(image_features, text_features, logit_scale, logit_bias) / n
+
+
+def _siglip_all_positive(image_features, text_features, logit_scale, logit_bias):
+    logits = _logits_ref(image_features, text_features, logit_scale) + logit_bias
+    return -F.logsigmoid(logits).sum() / len(logits)
+
+
+q3 = FunctionProblem(
+    var="siglip_loss",
+    prompt="Implement the SigLIP loss `siglip_loss(image_features, text_features, logit_scale, logit_bias)`: every "
+           "pair is its own binary decision, label `+1` on the diagonal and `-1` elsewhere; the loss is "
+           "`-log σ(label · (scale · x·y + bias))` summed over all `N²` pairs and divided by `N`.",
+    hints=["Build the logits as in CLIP, then add the bias.",
+           "A label matrix: `2 * torch.eye(N) - 1` is +1 on the diagonal, -1 elsewhere.",
+           "`F.logsigmoid` is the numerically stable `log σ`. Sum everything, divide by N (not N²)."],
+    stub="def siglip_loss(image_features, text_features, logit_scale, logit_bias):\n    raise NotImplementedError",
+    solution_code="def siglip_loss(image_features, text_features, logit_scale, logit_bias):\n"
+                  "    logits = logit_scale * image_features @ text_features.T + logit_bias  # (N, N)\n"
+                  "    labels = 2 * torch.eye(logits.shape[0], dtype=logits.dtype) - 1  # +1 diagonal, -1 elsewhere\n"
+                  "    return -F.logsigmoid(labels * logits).sum() / logits.shape[0]",
+    reference=_siglip_ref,
+    cases=lambda rng: _loss_cases(rng, bias=True),
+    mistakes=[(_siglip_mean, "you divided by N² (a mean over all pairs): SigLIP divides the sum by N."),
+              (_siglip_all_positive, "every pair is treated as a positive: off-diagonal pairs need label -1."),
+              (lambda image_features, text_features, logit_scale, logit_bias: _siglip_ref(
+                  image_features, text_features, logit_scale, 0.0), "the bias is missing: add `logit_bias` to every logit.")],
+)
+
+q4 = NumericProblem(
+    var="p_negative_at_init",
+    prompt="SigLIP starts with `logit_scale = 10` and `logit_bias = -10`. For an unrelated pair with cosine "
+           "similarity 0, what probability `σ(10·0 - 10)` does the model give to 'these match' at initialisation? "
+           "Set `p_negative_at_init` to it.",
+    hints=["σ(z) = 1 / (1 + e^(-z)).", "z = -10 here."],
+    solution_text="σ(-10) = 1 / (1 + e^10) ≈ 4.54e-5. With N² - N negatives and only N positives, starting every pair "
+                  "near 'no match' keeps the huge number of easy negatives from dominating the first steps.",
+    stub="p_negative_at_init = ____",
+    solution_code="p_negative_at_init = 1 / (1 + math.exp(10))",
+    answer=1 / (1 + math.exp(10)), rel_tol=0.02,
+)
+
+q5 = NumericProblem(
+    var="n_negative_pairs",
+    prompt="In one batch of N = 256 image–text pairs, how many *negative* pairs does the sigmoid loss score? "
+           "Set `n_negative_pairs`.",
+    hints=["The loss scores all N × N pairs.", "Only the diagonal is positive."],
+    solution_text="N² - N = 65,536 - 256 = 65,280.",
+    stub="n_negative_pairs = ____",
+    solution_code="n_negative_pairs = 256 * 256 - 256",
+    answer=256 * 256 - 256, rel_tol=0.0, abs_tol=0.5,
+)
+
+q6 = ChoiceProblem(
+    var="answer_batch_size",
+    prompt="Why does CLIP's softmax loss benefit from very large batches (CLIP used 32,768)?",
+    options={"a": "Large batches make each gradient step cheaper.",
+             "b": "The other items in the batch are the negatives: a bigger batch gives each softmax more and harder negatives.",
+             "c": "The softmax is undefined for batches smaller than the embedding dimension.",
+             "d": "Large batches remove the need for a temperature."},
+    correct="b",
+    explanations={"a": "each step costs more, not less (the logit matrix grows as N²).",
+                  "b": "in-batch negatives: each image's softmax competes against N-1 texts; more of them means a "
+                       "tighter bound and harder negatives. SigLIP's per-pair sigmoid needs less of this.",
+                  "c": "the softmax is defined for any number of logits ≥ 1.",
+                  "d": "the temperature still sets how sharp the softmax is, whatever the batch size."},
+    hints=["Where do the negatives of a contrastive loss come from?"],
+    stub="answer_batch_size = ____  # 'a', 'b', 'c' or 'd'",
+    solution_code="answer_batch_size = 'b'",
+)
+
+
+def _chunked_cases(rng):
+    cases = _loss_cases(rng, bias=True)
+    for c, chunk in zip(cases, (1, 2, 3, 1)):
+        c["chunk_size"] = chunk
+    return cases
+
+
+def _chunked_ref(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    return _siglip_ref(image_features, text_features, logit_scale, logit_bias)
+
+
+def _chunked_diagonal_only_first(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    n, total = len(image_features), 0.0
+    for start in range(0, n, chunk_size):
+        t = text_features[start:start + chunk_size]
+        logits = logit_scale * image_features @ t.T + logit_bias  # (N, C)
+        labels = -torch.ones_like(logits)
+        if start == 0:
+            labels[:len(t), :len(t)] += 2 * torch.eye(len(t), dtype=logits.dtype)
+        total = total - F.logsigmoid(labels * logits).sum()
+    return total / n
+
+
+q7 = FunctionProblem(
+    var="chunked_siglip_loss",
+    prompt="Interview level. Implement `chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, "
+           "chunk_size)` that gives exactly the SigLIP loss but only ever builds `(N, chunk_size)` logit blocks, "
+           "looping over chunks of the texts. This is how SigLIP trains with batches far larger than memory.",
+    hints=["Loop `for start in range(0, N, chunk_size)` and score all images against texts[start:start+chunk_size].",
+           "In the block, the positives are at rows `start + j`, column `j`: the diagonal moves with the chunk.",
+           "Accumulate the summed -log σ over blocks, divide by N at the end."],
+    stub="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
+         "    raise NotImplementedError",
+    solution_code="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
+                  "    n, total = image_features.shape[0], 0.0\n"
+                  "    for start in range(0, n, chunk_size):\n"
+                  "        texts = text_features[start:start + chunk_size]  # (C, D)\n"
+                  "        logits = logit_scale * image_features @ texts.T + logit_bias  # (N, C)\n"
+                  "        labels = -torch.ones_like(logits)\n"
+                  "        cols = torch.arange(texts.shape[0])\n"
+                  "        labels[start + cols, cols] = 1.0  # the positives of this block\n"
+                  "        total = total - F.logsigmoid(labels * logits).sum()\n"
+                  "    return total / n",
+    reference=_chunked_ref,
+    cases=_chunked_cases,
+    mistakes=[(_chunked_diagonal_only_first, "only the first chunk has positives: in chunk `start`, the positives sit at "
+                                             "rows `start + j`, not on the block's own diagonal.")],
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6, q7]

@@ -1,0 +1,97 @@
+"""Exercise checkers: both notebook states run, and plausible wrong answers are caught."""
+import importlib
+import pathlib
+
+import nbformat
+import numpy as np
+import pytest
+
+from mmcourse.exercises import core
+from mmcourse.exercises.notebook import NOTEBOOK_NAMES, build
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _topics():
+    found = []
+    for topic in list(NOTEBOOK_NAMES) + ["interview"]:
+        try:
+            found.append(importlib.import_module(f"mmcourse.exercises.{topic}"))
+        except ModuleNotFoundError:
+            pass
+    return found
+
+
+TOPICS = _topics()
+NOTEBOOK_TOPICS = [m.__name__.rsplit(".", 1)[1] for m in TOPICS if m.__name__.rsplit(".", 1)[1] in NOTEBOOK_NAMES]
+
+
+def _verdicts(nb):
+    verdicts = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.strip().endswith(".check()"):
+            text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+            errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+            assert not errors, f"check cell crashed: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+            verdicts.append(text.strip())
+    return verdicts
+
+
+@pytest.mark.parametrize("topic", NOTEBOOK_TOPICS)
+def test_exercise_notebook_both_states(topic):
+    """The learner notebook, then (in the same kernel, after a reset) the solved one."""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell
+
+    unsolved, solved = build(topic, solved=False), build(topic, solved=True)
+    both = build(topic)
+    both.cells = unsolved.cells + [new_code_cell("%reset -f")] + solved.cells
+    NotebookClient(both, timeout=300, kernel_name="python3").execute()
+    unsolved.cells, solved.cells = both.cells[:len(unsolved.cells)], both.cells[len(unsolved.cells) + 1:]
+    before, after = _verdicts(unsolved), _verdicts(solved)
+    assert before and all(v.startswith(("⏳", "❌")) for v in before), before
+    assert any(v.startswith("⏳") for v in before)
+    assert after and all(v.startswith("✅") for v in after), after
+
+
+@pytest.mark.parametrize("topic", NOTEBOOK_TOPICS)
+def test_committed_learner_notebook_is_generated(topic):
+    committed = nbformat.read(ROOT / "exercises" / NOTEBOOK_NAMES[topic], as_version=4)
+    fresh = build(topic)
+    assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], \
+        "exercises/ is stale: run `python tools/nb.py exercises`"
+
+
+def _function_problems():
+    for module in TOPICS:
+        for i, p in enumerate(module.PROBLEMS, start=1):
+            if isinstance(p, core.FunctionProblem):
+                yield pytest.param(p, id=f"{module.__name__.rsplit('.', 1)[1]}.q{i}")
+
+
+@pytest.mark.parametrize("problem", list(_function_problems()))
+def test_wrong_implementations_are_caught_without_revealing_the_answer(problem):
+    assert problem.mistakes, "every function problem lists at least one plausible wrong implementation"
+    first_case = problem.cases(np.random.default_rng(problem.seed))[0]
+    reference_output = core._fmt(problem.reference(**first_case))
+    for wrong, message in problem.mistakes:
+        result = problem.check({problem.var: wrong}, quiet=True)
+        assert result.status == core.INCORRECT, (message, result)
+        assert reference_output not in result.message
+    # a learner who returns zeros of the right shape is told the value is wrong
+    zeros = lambda **case: 0 * problem.reference(**case)  # noqa: E731
+    result = problem.check({problem.var: zeros}, quiet=True)
+    assert result.status == core.INCORRECT and "your output" in result.message
+
+
+def test_stub_states_and_hints():
+    from mmcourse.exercises import ex02
+
+    assert ex02.q2.check({}, quiet=True).status == core.NOT_ATTEMPTED
+    assert ex02.q4.check({"p_negative_at_init": core.____}, quiet=True).status == core.NOT_ATTEMPTED
+    assert ex02.q4.check({"p_negative_at_init": 0.5}, quiet=True).status == core.INCORRECT
+    assert "not it" in ex02.q6.check({"answer_batch_size": "a"}, quiet=True).message
+    assert "letters" in ex02.q6.check({"answer_batch_size": "z"}, quiet=True).message
+    first, second = ex02.q2.hint(), ex02.q2.hint()
+    assert first != second and "Hint 1/" in first and "Hint 2/" in second
+    assert "cross_entropy" in ex02.q2.solution()
