@@ -7,7 +7,7 @@ more. :func:`register_tiny_configs` writes two such files for the scenes:
 - ``mmcourse-tiny-clip``: a 2-layer ViT on 32-pixel inputs (open_clip's own transform
   resizes the 64-pixel scenes) and a 2-layer text transformer with open_clip's BPE
   tokenizer (its vocabulary ships inside the package, so it works offline);
-- ``mmcourse-tiny-siglip``: the same towers plus a learnable bias initialised as in
+- ``mmcourse-tiny-sigmoid``: the same towers plus a learnable bias initialised as in
   SigLIP (``init_logit_bias = -10``, scale 10), for open_clip's ``SigLipLoss``.
 
 After registration everything is open_clip's real API: ``create_model_and_transforms``,
@@ -36,13 +36,14 @@ __all__ = [
     "scene_tensors",
     "random_batches",
     "open_clip_loss",
+    "sigmoid_bias_init",
     "train_tiny_openclip",
     "save_openclip",
     "check_token_ids",
 ]
 
 TINY_CLIP = "mmcourse-tiny-clip"
-TINY_SIGLIP = "mmcourse-tiny-siglip"
+TINY_SIGLIP = "mmcourse-tiny-sigmoid"  # not "...siglip": open_clip.get_tokenizer would then fetch the SigLIP tokenizer from the hub
 
 
 @dataclass(frozen=True)
@@ -121,16 +122,17 @@ def register_config(name: str, model_cfg: dict) -> str:
 
 
 def register_tiny_configs(config: TinyOpenClipConfig = TinyOpenClipConfig()) -> list[str]:
-    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-siglip``; returns their names."""
+    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-sigmoid``; returns their names."""
     return [register_config(TINY_CLIP, config.to_open_clip(sigmoid=False)),
             register_config(TINY_SIGLIP, config.to_open_clip(sigmoid=True))]
 
 
-def create_tiny_openclip(name: str = TINY_CLIP, device: str = "cpu", seed: int | None = 0):
+def create_tiny_openclip(name: str = TINY_CLIP, device: str = "cpu", seed: int | None = 0, **model_kwargs):
     """``(model, preprocess, tokenizer)`` for a registered tiny config, through open_clip's own API.
 
     The model returns open_clip's output dict (``output_dict=True``), which
     :func:`mmcourse.train` accepts as is; ``preprocess`` is the eval transform.
+    ``model_kwargs`` override the config (e.g. ``init_logit_bias=-4.0``).
     """
     import open_clip
 
@@ -141,7 +143,8 @@ def create_tiny_openclip(name: str = TINY_CLIP, device: str = "cpu", seed: int |
     if seed is not None:
         set_seed(seed)
     _quiet_open_clip()
-    model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, output_dict=True)
+    model, _, preprocess = open_clip.create_model_and_transforms(name, device=device, output_dict=True,
+                                                                     **model_kwargs)
     tokenizer = open_clip.get_tokenizer(name)
     return model, preprocess, tokenizer
 
@@ -197,10 +200,12 @@ def open_clip_loss(kind: str):
 
 def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, batch_size: int = 64,
                         lr: float = 3e-3, device: str = "cpu", seed: int = 0, progress: bool = True,
-                        freeze_token_table: bool = True):
+                        freeze_token_table: bool = True, init_logit_bias: float | None = None):
     """Train a tiny open_clip model on ``scenes`` with open_clip's ``ClipLoss`` or ``SigLipLoss``.
 
-    Returns ``(model, preprocess, tokenizer, history)``. ``freeze_token_table`` keeps the
+    Returns ``(model, preprocess, tokenizer, history)``. For the sigmoid loss the bias
+    starts at ``init_logit_bias``, by default ``-log(batch_size)`` (see
+    :func:`sigmoid_bias_init`). ``freeze_token_table`` keeps the
     49408 x 64 token embedding at its random initialisation: it holds 3.2 M of the
     model's 3.3 M parameters, our captions use ~20 of its rows, and updating all of it
     every step would cost more than the rest of the step.
@@ -210,7 +215,10 @@ def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, 
     name = {"clip": TINY_CLIP, "siglip": TINY_SIGLIP}.get(loss)
     if name is None:
         raise ValueError(f"loss must be 'clip' or 'siglip', got {loss!r}")
-    model, preprocess, tokenizer = create_tiny_openclip(name, device="cpu", seed=seed)
+    extra = {}
+    if loss == "siglip":
+        extra["init_logit_bias"] = sigmoid_bias_init(batch_size) if init_logit_bias is None else init_logit_bias
+    model, preprocess, tokenizer = create_tiny_openclip(name, device="cpu", seed=seed, **extra)
     if freeze_token_table:
         model.token_embedding.requires_grad_(False)
     images, tokens = scene_tensors(scenes, preprocess, tokenizer)
@@ -218,6 +226,19 @@ def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, 
                     steps=steps, lr=lr, device=device, seed=seed, progress=progress,
                     desc=f"open_clip {name} ({loss} loss)")
     return model, preprocess, tokenizer, history
+
+
+def sigmoid_bias_init(batch_size: int) -> float:
+    """A sigmoid-loss bias that matches the batch: ``-log(batch_size)``.
+
+    At initialisation every logit is about ``b``; a batch holds 1 positive per N pairs, so
+    the loss starts near its minimum when ``σ(b) ≈ 1/N``. SigLIP's ``b = -10`` is this
+    rule for its 32 k batches (log 32768 ≈ 10.4); with Adam the bias moves about ``lr``
+    per step, so a batch of 64 starting at -10 spends its whole budget walking to -4.
+    """
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2, got {batch_size}")
+    return -math.log(batch_size)
 
 
 def save_openclip(model, folder, model_name: str) -> pathlib.Path:

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .embedder import features_from_output
-from .openclip_tiny import check_token_ids, random_batches
+from .openclip_tiny import check_token_ids, random_batches, sigmoid_bias_init
 
 __all__ = [
     "TinySiglipConfig",
@@ -89,8 +89,12 @@ def make_processor(config: TinySiglipConfig = TinySiglipConfig()):
     return SiglipProcessor(image_processor=image_processor, tokenizer=make_tokenizer(config.max_position_embeddings))
 
 
-def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int | None = 0):
-    """``(model, processor)``: a randomly initialised ``SiglipModel`` with SigLIP's scale 10 and bias -10."""
+def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int | None = 0,
+                       init_logit_bias: float = -10.0):
+    """``(model, processor)``: a randomly initialised ``SiglipModel``, scale 10 and bias ``init_logit_bias``.
+
+    The paper's bias, -10, suits its 32 k batches; :func:`train_tiny_siglip` uses ``-log(batch_size)``.
+    """
     from transformers import SiglipModel
 
     from ..env import set_seed
@@ -101,7 +105,7 @@ def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int 
     model = SiglipModel(config.to_siglip_config(processor.tokenizer))
     with torch.no_grad():  # transformers initialises both at 0; the paper starts at t' = log 10, b = -10
         model.logit_scale.fill_(math.log(10.0))
-        model.logit_bias.fill_(-10.0)
+        model.logit_bias.fill_(float(init_logit_bias))
     return model, processor
 
 
@@ -150,7 +154,8 @@ def image_features(model, processor, images) -> torch.Tensor:
 
 def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, lr: float = 3e-3,
                       padding: str | bool = "max_length", config: TinySiglipConfig = TinySiglipConfig(),
-                      device: str = "cpu", seed: int = 0, progress: bool = True, freeze_token_table: bool = True):
+                      device: str = "cpu", seed: int = 0, progress: bool = True, freeze_token_table: bool = True,
+                      init_logit_bias: float | None = None):
     """Train a tiny ``SiglipModel`` on ``scenes`` with the sigmoid loss; returns ``(model, processor, history)``.
 
     ``freeze_token_table`` keeps the 30522 x 64 word embedding at its initialisation
@@ -159,7 +164,8 @@ def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, 
     from ..losses import siglip_loss
     from ..train import train
 
-    model, processor = create_tiny_siglip(config, seed=seed)
+    bias = sigmoid_bias_init(batch_size) if init_logit_bias is None else init_logit_bias
+    model, processor = create_tiny_siglip(config, seed=seed, init_logit_bias=bias)
     if freeze_token_table:
         model.get_input_embeddings().requires_grad_(False)
     pixels = processor(images=[s.image for s in scenes], return_tensors="pt")["pixel_values"]  # (N, 3, H, W)
