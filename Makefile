@@ -7,7 +7,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: lab test unit notebooks course bench clean
+.PHONY: lab test unit notebooks course bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,17 @@ lab: $(STAMP)
 
 test: unit notebooks
 
-unit: $(STAMP)
+# Chromium for the real-browser test (tests/browser): Debian's package, installed with
+# apt-get when we are root and apt-get exists; otherwise that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Chromium for the real-browser test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "could not install Chromium: the real-browser test will skip"; \
+	else echo "Chromium missing and no root/apt-get: the real-browser test will skip"; fi
+
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -ra
 
 notebooks: $(STAMP)

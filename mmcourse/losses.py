@@ -64,9 +64,14 @@ def _check_features(image_features, text_features) -> None:
             "image_features and text_features must have the same shape (N, D), got "
             f"image_features {tuple(image_features.shape)} and text_features {tuple(text_features.shape)}"
         )
+    # A NaN or inf anywhere makes the sum non-finite: one cheap reduction per tensor in the
+    # common case; the exact element check runs only when the sum is not finite (an overflow
+    # of huge but finite values then passes it).
+    if bool(torch.isfinite(image_features.detach().sum() + text_features.detach().sum())):
+        return
     for name, x in (("image_features", image_features), ("text_features", text_features)):
-        if not bool(torch.isfinite(x.detach()).all()):
-            bad = int((~torch.isfinite(x.detach())).sum())
+        bad = int((~torch.isfinite(x.detach())).sum())
+        if bad:
             raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); check the encoder's output")
 
 
@@ -105,13 +110,11 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
 
 # ----------------------------------------------------------------------------- SigLIP
 
-class _SoftplusSum(torch.autograd.Function):
-    """``Σ_ij softplus(s · x_i·y_j + b)``, with a hand-written backward.
+class _ChunkedSoftplusSum(torch.autograd.Function):
+    """``Σ_ij softplus(s · x_i·y_j + b)``, computed ``chunk_size`` texts at a time.
 
-    ``chunk_size=None`` keeps the ``(N, M)`` matrix σ(z) for the backward pass (one
-    buffer, like autograd would, without the ±1 labels). With a ``chunk_size`` the
-    forward pass keeps nothing but the inputs and the backward pass recomputes each
-    ``(N, chunk)`` block: memory ``O(N · chunk)``, one extra matmul of compute.
+    The forward pass keeps nothing but the inputs; the backward pass recomputes each
+    ``(N, chunk)`` block of logits: memory ``O(N · chunk)``, one extra matmul of compute.
     Gradients: with ``G = σ(z)``, ``∂/∂x = s·G y``, ``∂/∂y = s·Gᵀ x``,
     ``∂/∂b = ΣG`` and ``∂/∂s = Σ_i x_i·(G y)_i``.
     """
@@ -121,13 +124,6 @@ class _SoftplusSum(torch.autograd.Function):
         ctx.chunk_size = chunk_size
         ctx.has_bias = bias is not None
         xs = scale * x  # (N, D)
-        if chunk_size is None:
-            z = xs @ y.T  # (N, M)
-            if bias is not None:
-                z += bias
-            total = F.softplus(z).sum()
-            ctx.save_for_backward(x, y, scale, bias if bias is not None else scale, torch.sigmoid_(z))
-            return total
         total = x.new_zeros(())
         for start in range(0, y.shape[0], chunk_size):
             z = xs @ y[start:start + chunk_size].T  # (N, c)
@@ -139,34 +135,40 @@ class _SoftplusSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, y, scale, bias = ctx.saved_tensors[:4]
+        x, y, scale, bias = ctx.saved_tensors
         need_x, need_y, need_s, need_b = ctx.needs_input_grad[:4]
-        if ctx.chunk_size is None:
-            g = ctx.saved_tensors[4]  # (N, M) σ(z)
-            gy = g @ y  # (N, D)
-            gx = g.T @ x if need_y else None  # (M, D)
-            gsum = g.sum() if (need_b and ctx.has_bias) else None
-        else:
-            xs = scale * x  # (N, D)
-            gy = torch.zeros_like(x)  # (N, D)
-            gx = torch.empty_like(y) if need_y else None  # (M, D)
-            gsum = x.new_zeros(())
-            for start in range(0, y.shape[0], ctx.chunk_size):
-                yc = y[start:start + ctx.chunk_size]  # (c, D)
-                g = xs @ yc.T  # (N, c)
-                if ctx.has_bias:
-                    g += bias
-                g = torch.sigmoid_(g)
-                gy.addmm_(g, yc)
-                if need_y:
-                    gx[start:start + ctx.chunk_size] = g.T @ x
-                if need_b and ctx.has_bias:
-                    gsum += g.sum()
-        grad_x = grad_out * scale * gy if need_x else None
-        grad_y = grad_out * scale * gx if need_y else None
+        xs = scale * x  # (N, D)
+        gy = torch.zeros_like(x)  # (N, D) accumulates G y
+        gx = torch.empty_like(y) if need_y else None  # (M, D) rows of Gᵀ x
+        gsum = x.new_zeros(())
+        for start in range(0, y.shape[0], ctx.chunk_size):
+            yc = y[start:start + ctx.chunk_size]  # (c, D)
+            g = xs @ yc.T  # (N, c)
+            if ctx.has_bias:
+                g += bias
+            g = torch.sigmoid_(g)  # σ(z) = d softplus(z) / dz
+            gy.addmm_(g, yc)
+            if need_y:
+                gx[start:start + ctx.chunk_size] = g.T @ x
+            if need_b and ctx.has_bias:
+                gsum += g.sum()
+        grad_x = gy.mul_(grad_out * scale) if need_x and not need_s else None
         grad_s = grad_out * (x * gy).sum() if need_s else None
+        if need_x and need_s:
+            grad_x = gy * (grad_out * scale)
+        grad_y = gx.mul_(grad_out * scale) if need_y else None
         grad_b = grad_out * gsum if (need_b and ctx.has_bias) else None
         return grad_x, grad_y, grad_s, grad_b, None
+
+
+def _softplus_sum(x, y, scale, bias, chunk_size):
+    """``Σ_ij softplus(z_ij)`` over all pairs: every pair scored as a negative."""
+    if chunk_size is not None and chunk_size < y.shape[0]:
+        return _ChunkedSoftplusSum.apply(x, y, scale, bias, chunk_size)
+    z = (scale * x) @ y.T  # (N, M)
+    if bias is not None:
+        z += bias  # in place: the matmul keeps its inputs, not its output, for backward
+    return F.softplus(z).sum()
 
 
 def _check_chunk_size(chunk_size) -> None:
@@ -177,7 +179,7 @@ def _check_chunk_size(chunk_size) -> None:
 def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):
     """Σ over the pairs of ``x`` × ``y`` of ``-log σ(label · z)``; labels +1 on the diagonal
     when ``positives`` (a rank's own pairs), -1 everywhere else."""
-    total = _SoftplusSum.apply(x, y, scale, bias, chunk_size)  # every pair as a negative
+    total = _softplus_sum(x, y, scale, bias, chunk_size)  # every pair as a negative
     if positives:  # softplus(-z) - softplus(z) = -z: turn the diagonal into positives
         diagonal = scale * (x * y).sum(dim=1)  # (N,)
         if bias is not None:

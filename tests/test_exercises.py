@@ -84,7 +84,7 @@ def test_wrong_implementations_are_caught_without_revealing_the_answer(problem):
     assert result.status == core.INCORRECT and "your output" in result.message
 
 
-def test_stub_states_and_hints():
+def test_stub_states_and_hints(capsys):
     from mmcourse.exercises import ex02
 
     assert ex02.q2.check({}, quiet=True).status == core.NOT_ATTEMPTED
@@ -92,6 +92,22 @@ def test_stub_states_and_hints():
     assert ex02.q4.check({"p_negative_at_init": 0.5}, quiet=True).status == core.INCORRECT
     assert "not it" in ex02.q6.check({"answer_batch_size": "a"}, quiet=True).message
     assert "letters" in ex02.q6.check({"answer_batch_size": "z"}, quiet=True).message
-    first, second = ex02.q2.hint(), ex02.q2.hint()
-    assert first != second and "Hint 1/" in first and "Hint 2/" in second
-    assert "cross_entropy" in ex02.q2.solution()
+    ex02.q2.hint()
+    ex02.q2.hint()
+    first, second = capsys.readouterr().out.strip().split("\n")
+    assert "Hint 1/" in first and "Hint 2/" in second
+    ex02.q2.solution()
+    assert "cross_entropy" in capsys.readouterr().out
+    assert ex02.q2.check({}) is None and "Not attempted" in capsys.readouterr().out  # notebooks print, return nothing
+
+
+def test_interview_model_answers_pass_and_gaps_are_named():
+    from mmcourse.exercises import interview
+
+    assert len(interview.QUESTIONS) >= 29
+    for q in interview.QUESTIONS:
+        assert q.check(q.model_answer, quiet=True), q.question
+    result = interview.q5.check("It makes the softmax sharper.", quiet=True)
+    assert result.status == core.INCORRECT and "it is learned / clamped" in result.message
+    assert interview.q5.model_answer not in result.message
+    assert interview.q1.check("...", quiet=True).status == core.NOT_ATTEMPTED

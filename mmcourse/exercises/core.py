@@ -40,6 +40,14 @@ class _NotAttempted(Exception):
     pass
 
 
+def _report(result: Result, quiet: bool) -> Result | None:
+    """Notebook cells print the verdict and return nothing (no duplicate repr); tests ask for the Result."""
+    if quiet:
+        return result
+    print(result)
+    return None
+
+
 def _learner_namespace() -> dict:
     import __main__
 
@@ -67,20 +75,18 @@ class Problem:
             raise _NotAttempted(f"replace the blank `____` in `{self.var} = ____` with your answer")
         return value
 
-    def check(self, namespace: dict | None = None, quiet: bool = False) -> Result:
-        """Check the learner's work; prints the verdict and returns a :class:`Result`."""
+    def check(self, namespace: dict | None = None, quiet: bool = False) -> Result | None:
+        """Check the learner's work and print the verdict (``quiet=True``: return the :class:`Result` instead)."""
         try:
             result = self._check(self._lookup(namespace))
         except _NotAttempted as why:
             result = Result(NOT_ATTEMPTED, str(why))
-        if not quiet:
-            print(result)
-        return result
+        return _report(result, quiet)
 
     def _check(self, value) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def hint(self, level: int | None = None) -> str:
+    def hint(self, level: int | None = None) -> None:
         """Show the next hint (or hint ``level``, counting from 1)."""
         if not self.hints:
             text = "No hint for this one: re-read the prompt, then try solution()."
@@ -92,13 +98,10 @@ class Problem:
             more = " (call hint() again for more)" if level < len(self.hints) else ""
             text = f"💡 Hint {level}/{len(self.hints)}: {self.hints[level - 1]}{more}"
         print(text)
-        return text
 
-    def solution(self) -> str:
+    def solution(self) -> None:
         """Show the model solution."""
-        text = "💬 Solution:\n" + (self.solution_text or self.solution_code)
-        print(text)
-        return text
+        print("💬 Solution:\n" + (self.solution_text or self.solution_code))
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -231,7 +234,7 @@ class KeyPointsProblem(Problem):
     model_answer: str = ""
     key_points: list[tuple[str, str]] = field(default_factory=list)  # (label, regex)
 
-    def check(self, answer: str | None = None, namespace: dict | None = None, quiet: bool = False) -> Result:
+    def check(self, answer: str | None = None, namespace: dict | None = None, quiet: bool = False) -> Result | None:
         import re
 
         if answer is None:
@@ -243,14 +246,10 @@ class KeyPointsProblem(Problem):
             missing = [label for label, pattern in self.key_points if not re.search(pattern, text, re.IGNORECASE | re.DOTALL)]
             result = (Result(CORRECT, f"covers all {len(self.key_points)} key points.") if not missing else
                       Result(INCORRECT, "a good answer also covers: " + "; ".join(missing) + "."))
-        if not quiet:
-            print(result)
-        return result
+        return _report(result, quiet)
 
     def _check(self, value) -> Result:
         return self.check(value, quiet=True)
 
-    def solution(self) -> str:
-        text = "💬 Model answer:\n" + self.model_answer
-        print(text)
-        return text
+    def solution(self) -> None:
+        print("💬 Model answer:\n" + self.model_answer)

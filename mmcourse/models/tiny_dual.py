@@ -13,8 +13,8 @@ has one — with L2-normalised ``(B, embed_dim)`` features.
 
     data = make_scene_data(2048, "train")
     model = TinyDualEncoder(TinyDualConfig.for_loss("siglip"))
-    mmcourse.train(model, scene_batches(data, batch_size=32), siglip_loss, steps=200)
-    evaluate(model, make_scene_data(512, "heldout", seed=1))  # {'zero_shot_acc': ..., 'recall_at_1': ...}
+    mmcourse.train(model, scene_batches(data, batch_size=32), siglip_loss, steps=500, lr=5e-3)
+    evaluate(model, make_scene_data(480, "all", seed=1))  # {'zero_shot_acc': ..., 'recall_at_1': ...}
 """
 from __future__ import annotations
 
@@ -52,8 +52,7 @@ TEXT_DIM = 384  # all-MiniLM-L6-v2 sentence embedding size
 class TinyDualConfig:
     """Sizes and initial temperature of :class:`TinyDualEncoder`."""
 
-    image_size: int = 32  # scenes are drawn at image_size × image_size pixels
-    channels: int = 32  # width of the two conv layers of the image tower
+    channels: int = 16  # width of the two conv layers of the image tower
     embed_dim: int = 64  # size of the shared embedding space
     text_dim: int = TEXT_DIM  # size of the frozen text embeddings fed to the projection
     init_logit_scale: float = 1 / 0.07  # CLIP's initial multiplier (temperature 0.07)
@@ -179,7 +178,7 @@ def _scene_data(n: int, split: str, seed: int, size: int) -> SceneData:
     return SceneData(images, caption_embeddings(captions), captions, label_ids, all_labels)
 
 
-def make_scene_data(n: int, split: str = "train", seed: int = 0, size: int = 32) -> SceneData:
+def make_scene_data(n: int, split: str = "train", seed: int = 0, size: int = 24) -> SceneData:
     """``n`` scenes of a split (see :func:`mmcourse.data.shapes.make_scenes`) as tensors,
     with their captions' frozen MiniLM embeddings. Cached: treat the tensors as read-only."""
     return _scene_data(int(n), split, int(seed), int(size))
@@ -210,7 +209,8 @@ def scene_batches(data: SceneData, batch_size: int, seed: int = 0):
 
 @torch.no_grad()
 def evaluate(model: TinyDualEncoder, data: SceneData, prompt: str = PROMPT) -> dict[str, float]:
-    """Held-out quality of ``model`` on ``data``:
+    """Quality of ``model`` on ``data`` (use scenes not seen in training, e.g. split ``"all"``
+    with another seed, or ``"heldout"`` for compositions never seen):
 
     - ``zero_shot_acc``: each image classified among all 24 "colour shape" labels by
       cosine similarity with the prompt ``prompt.format(label=...)`` (chance 1/24);
@@ -232,9 +232,10 @@ def evaluate(model: TinyDualEncoder, data: SceneData, prompt: str = PROMPT) -> d
 
 
 def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval_data: SceneData,
-              examples: int = 16384, lr: float = 2e-3, config: TinyDualConfig | None = None) -> dict:
+              examples: int = 16384, lr: float = 5e-3, config: TinyDualConfig | None = None) -> dict:
     """Train a fresh :class:`TinyDualEncoder` with ``loss`` (``"clip"`` or ``"siglip"``, their
-    published inits) on ``examples`` training examples in batches of ``batch_size``, then
+    published inits) on ``examples`` training examples in batches of ``batch_size`` (so
+    ``examples // batch_size`` AdamW steps at a constant ``lr``), then
     :func:`evaluate` it on ``eval_data``. Returns the metrics plus the run's settings,
     final loss and seconds."""
     from ..losses import clip_loss, siglip_loss

@@ -1,0 +1,68 @@
+"""Benchmark: our losses against open_clip's, same process, forward + backward.
+
+Goals (issue 4): time ratio ours / open_clip <= 1.0 for clip_loss and siglip_loss at
+N in {256, 1024, 4096}, D = 512 (we aim for <= 0.8); chunked sigmoid peak memory
+<= 1/4 of dense at N = 4096. Timings interleave ours and the reference and keep each
+one's best of several repeats, so background load hits both alike.
+"""
+import math
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss, SigLipLoss
+
+from mmcourse.losses import clip_loss, siglip_loss
+from mmcourse.memory import peak_memory, peak_memory_supported
+
+D = 512
+GOAL, AIM = 1.0, 0.8
+
+
+def _features(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = F.normalize(torch.randn(n, D, generator=g), dim=-1).requires_grad_()
+    y = F.normalize(torch.randn(n, D, generator=g), dim=-1).requires_grad_()
+    t = torch.tensor(math.log(10.0), requires_grad=True)
+    b = torch.tensor(-10.0, requires_grad=True)
+    return x, y, t, b
+
+
+def _fwd_bwd(fn, x, y, t, b):
+    x.grad = y.grad = t.grad = b.grad = None
+    fn(x, y, t.exp(), b).backward()
+
+
+def _best_times(fns, args, repeats):
+    best = [math.inf] * len(fns)
+    for fn in fns:  # warm-up
+        _fwd_bwd(fn, *args)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            _fwd_bwd(fn, *args)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("name", ["clip", "siglip"])
+@pytest.mark.parametrize("n", [256, 1024, 4096])
+def test_loss_speed_vs_open_clip(name, n):
+    ours, reference = {"clip": (clip_loss, ClipLoss()), "siglip": (siglip_loss, SigLipLoss())}[name]
+    ours_s, ref_s = _best_times([ours, reference], _features(n), repeats={256: 20, 1024: 8, 4096: 4}[n])
+    ratio = ours_s / ref_s
+    print(f"\n{name}_loss N={n} D={D}: ours {ours_s * 1e3:.1f} ms, open_clip {ref_s * 1e3:.1f} ms, "
+          f"ratio {ratio:.2f} (goal <= {GOAL}, aim <= {AIM})")
+    assert ratio <= GOAL, ratio
+
+
+@pytest.mark.skipif(not peak_memory_supported(), reason="peak memory needs Linux /proc/self/clear_refs")
+def test_chunked_sigmoid_peak_memory():
+    x, y, t, b = _features(4096)
+    dense = peak_memory(lambda: _fwd_bwd(siglip_loss, x, y, t, b), repeats=3).mib
+    chunked = peak_memory(lambda: _fwd_bwd(lambda *a: siglip_loss(*a, chunk_size=256), x, y, t, b), repeats=3).mib
+    reference = peak_memory(lambda: _fwd_bwd(SigLipLoss(), x, y, t, b), repeats=3).mib
+    print(f"\nsigmoid loss N=4096 D={D} peak extra memory: open_clip {reference:.1f} MiB, "
+          f"ours dense {dense:.1f} MiB, ours chunked(256) {chunked:.1f} MiB, chunked/dense {chunked / dense:.2f} (goal <= 0.25)")
+    assert chunked <= dense / 4, (chunked, dense)

@@ -1,0 +1,143 @@
+"""mmcourse.retrieval.maxsim: parity with the naive loop, masking, dtypes, gradients, errors."""
+import pytest
+import torch
+
+from mmcourse.retrieval import maxsim, maxsim_naive, multivector_bytes, pad_multivectors, pool_tokens
+
+
+def _ragged(n, lengths, dim, gen):
+    """``n`` L2-normalised multi-vectors (as embedders return them) with the given lengths."""
+    return [torch.nn.functional.normalize(torch.randn(int(lengths[i % len(lengths)]), dim, generator=gen), dim=-1)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("chunk_bytes", [1, 4096, 16 * 2**20])
+def test_matches_naive_loop_on_variable_lengths(seed, chunk_bytes):
+    gen = torch.Generator().manual_seed(seed)
+    q_len = torch.randint(1, 12, (7,), generator=gen).tolist()
+    d_len = torch.randint(1, 40, (11,), generator=gen).tolist()
+    queries = _ragged(7, q_len, 24, gen)
+    docs = _ragged(11, d_len, 24, gen)
+    with torch.no_grad():
+        fast = maxsim(queries, docs, chunk_bytes=chunk_bytes)
+    assert fast.shape == (7, 11) and fast.dtype == torch.float32
+    assert (fast - maxsim_naive(queries, docs)).abs().max().item() <= 1e-5
+
+
+def test_all_negative_similarities_are_not_beaten_by_padding():
+    """With zero padding and no mask, padding (similarity 0) would win every max."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.rand(16, generator=gen) + 0.1, dim=0)  # positive direction
+    queries = [base + 0.05 * torch.rand(t, 16, generator=gen) for t in (3, 6, 2)]
+    docs = [-(base + 0.05 * torch.rand(t, 16, generator=gen)) for t in (5, 9, 1, 9)]  # all sims < 0
+    reference = maxsim_naive(queries, docs)
+    assert (reference < 0).all()
+    for chunk_bytes in (1, 2**20):  # ragged chunks and one chunk
+        assert (maxsim(queries, docs, chunk_bytes=chunk_bytes) - reference).abs().max() <= 1e-5
+    padded_q, q_mask = pad_multivectors(queries)
+    padded_d, d_mask = pad_multivectors(docs)
+    masked = maxsim(padded_q, padded_d, query_mask=q_mask, document_mask=d_mask)
+    assert (masked - reference).abs().max() <= 1e-5
+    # the bug the mask prevents: zero padding counted as a real patch raises the scores
+    unmasked = maxsim(padded_q, padded_d, query_mask=q_mask)
+    assert (unmasked > reference + 0.5).any()
+
+
+def test_padded_input_with_non_contiguous_mask_matches_list():
+    gen = torch.Generator().manual_seed(3)
+    padded = torch.randn(4, 10, 8, generator=gen)
+    mask = torch.rand(4, 10, generator=gen) > 0.4
+    mask[:, 0] = True
+    docs = [padded[i][mask[i]] for i in range(4)]
+    queries = _ragged(5, [2, 4, 7], 8, gen)
+    expected = maxsim_naive(queries, docs)
+    assert (maxsim(queries, padded, document_mask=mask) - expected).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 0.05), (torch.bfloat16, 0.2)])
+def test_half_precision_close_to_float32(dtype, tol):
+    gen = torch.Generator().manual_seed(4)
+    queries = [torch.nn.functional.normalize(q, dim=-1) for q in _ragged(6, [5, 9], 32, gen)]
+    docs = [torch.nn.functional.normalize(d, dim=-1) for d in _ragged(9, [20, 33, 7], 32, gen)]
+    exact = maxsim_naive(queries, docs)
+    low = maxsim([q.to(dtype) for q in queries], [d.to(dtype) for d in docs])
+    assert low.dtype == torch.float32
+    assert (low - exact).abs().max().item() <= tol
+    assert (maxsim(queries, docs, dtype=dtype) - exact).abs().max().item() <= tol  # compute dtype on request
+
+
+def test_gradients_match_naive_loop():
+    gen = torch.Generator().manual_seed(5)
+    queries = [q.double().requires_grad_() for q in _ragged(3, [4, 2, 6], 8, gen)]
+    docs = [d.double().requires_grad_() for d in _ragged(4, [5, 8, 3, 8], 8, gen)]
+    weights = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    (maxsim(queries, docs, chunk_bytes=64) * weights).sum().backward()
+    fast = [t.grad.clone() for t in (*queries, *docs)]
+    for t in (*queries, *docs):
+        t.grad = None
+    naive = torch.stack([torch.stack([(q @ d.T).max(dim=1).values.sum() for d in docs]) for q in queries])
+    (naive * weights).sum().backward()
+    for a, t in zip(fast, (*queries, *docs)):
+        assert torch.allclose(a, t.grad, atol=1e-6)
+
+
+def test_clear_errors():
+    q = [torch.randn(3, 8)]
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        maxsim(q, [torch.randn(4, 16)])
+    with pytest.raises(ValueError, match="empty"):
+        maxsim(q, [torch.randn(4, 8), torch.randn(0, 8)])
+    padded = torch.randn(2, 5, 8)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1] = False
+    with pytest.raises(ValueError, match="entirely masked"):
+        maxsim(padded, [torch.randn(4, 8)], query_mask=mask)
+    with pytest.raises(ValueError, match="mask shape"):
+        maxsim(padded, [torch.randn(4, 8)], query_mask=mask[:, :3])
+    with pytest.raises(ValueError, match="2-D tensor"):
+        maxsim(torch.randn(3, 8), [torch.randn(4, 8)])
+    with pytest.raises(ValueError, match="none"):
+        maxsim(q, [])
+    with pytest.raises(TypeError, match="floating-point"):
+        maxsim([torch.ones(2, 8, dtype=torch.long)], [torch.ones(3, 8, dtype=torch.long)])
+
+
+def test_pad_multivectors_roundtrip():
+    items = [torch.randn(n, 4) for n in (2, 5, 1)]
+    padded, mask = pad_multivectors(items)
+    assert padded.shape == (3, 5, 4) and mask.sum(1).tolist() == [2, 5, 1]
+    assert torch.equal(padded[1], items[1]) and (padded[2, 1:] == 0).all()
+
+
+def test_pool_tokens_merges_duplicates_and_keeps_distinct():
+    gen = torch.Generator().manual_seed(6)
+    distinct = torch.nn.functional.normalize(torch.randn(4, 16, generator=gen), dim=-1)
+    vectors = distinct.repeat_interleave(3, dim=0)  # (12, 16): each vector three times
+    pooled = pool_tokens(vectors, pool_factor=3)
+    assert pooled.shape == (4, 16)
+    # each original vector is recovered exactly (its cluster is its three copies)
+    assert (pooled @ distinct.T).max(dim=0).values.min() > 0.999
+    # identical vectors cannot be split: at most ceil(12 / 2) groups, never fewer than the 4 distinct
+    assert 4 <= pool_tokens(vectors, 2).shape[0] <= 6 and pool_tokens(vectors, 1) is vectors
+    varied = torch.randn(30, 16, generator=gen)
+    assert pool_tokens(varied, 2).shape == (15, 16) and pool_tokens(varied, 3).shape == (10, 16)
+    with pytest.raises(ValueError, match="pool_factor"):
+        pool_tokens(vectors, 0)
+
+
+def test_multivector_bytes():
+    assert multivector_bytes(1030, 128, "float32") == 1030 * 512
+    assert multivector_bytes(1030, 128, "float16") == 1030 * 256
+    assert multivector_bytes(1030, 128, "binary") == 1030 * 16
+    with pytest.raises(ValueError, match="fmt"):
+        multivector_bytes(10, 128, "int4")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(7)
+    queries, docs = _ragged(4, [3, 6], 16, gen), _ragged(6, [9, 4, 12], 16, gen)
+    on_gpu = maxsim([q.cuda() for q in queries], docs, device="cuda")  # pages streamed to the GPU
+    assert on_gpu.device.type == "cuda"
+    assert (on_gpu.cpu() - maxsim_naive(queries, docs)).abs().max() <= 1e-4
