@@ -182,9 +182,9 @@ from transformers import AutoTokenizer, SiglipProcessor
 from mmcourse.models.minilm import minilm_path
 inherited = AutoTokenizer.from_pretrained(str(minilm_path()), model_max_length=16)
 bad = SiglipProcessor(image_processor=siglip_tiny.make_processor().image_processor, tokenizer=inherited)
-print("inherited tokenizer pads to", bad(text=["a red star"], padding="max_length")["input_ids"].shape[1])
+print("inherited tokenizer pads to", bad(text=["a red star"], padding="max_length", return_tensors="pt")["input_ids"].shape[1])
 processor = siglip_tiny.make_processor()
-print("clean tokenizer pads to    ", processor(text=["a red star"], padding="max_length")["input_ids"].shape[1])
+print("clean tokenizer pads to    ", processor(text=["a red star"], padding="max_length", return_tensors="pt")["input_ids"].shape[1])
 
 # %% [markdown]
 # SigLIP's text tower reads the hidden state at the **last position**, and the released models were trained with texts
