@@ -39,13 +39,17 @@ _PUBLIC = {
     "maxsim": "mmcourse.retrieval",
     "weighted_fusion": "mmcourse.retrieval",
     "reciprocal_rank_fusion": "mmcourse.retrieval",
+    # probabilities and the scenes benchmark
+    "sigmoid_probs": "mmcourse.probabilities",
+    "softmax_probs": "mmcourse.probabilities",
+    "evaluate_on_scenes": "mmcourse.scene_benchmark",
     # search
     "MultimodalIndex": "mmcourse.search",
 }
 
 _SUBMODULES = {
     "env", "errors", "data", "models", "training", "losses", "audio", "retrieval",
-    "search", "viz", "widgets", "exercises", "scale", "memory",
+    "search", "viz", "widgets", "exercises", "scale", "memory", "probabilities", "scene_benchmark",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
