@@ -210,7 +210,7 @@ def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, 
     model's 3.3 M parameters, our captions use ~20 of its rows, and updating all of it
     every step would cost more than the rest of the step.
     """
-    from ..train import train
+    from ..training import train
 
     name = {"clip": TINY_CLIP, "siglip": TINY_SIGLIP}.get(loss)
     if name is None:

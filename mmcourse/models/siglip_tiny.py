@@ -162,7 +162,7 @@ def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, 
     (most of its rows never appear in the captions), as for the tiny open_clip model.
     """
     from ..losses import siglip_loss
-    from ..train import train
+    from ..training import train
 
     bias = sigmoid_bias_init(batch_size) if init_logit_bias is None else init_logit_bias
     model, processor = create_tiny_siglip(config, seed=seed, init_logit_bias=bias)
