@@ -50,9 +50,8 @@ class HFDualEncoder(Embedder):
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.processor(text=texts, padding=self.text_padding, truncation=True,
                                 max_length=self.max_text_length, return_tensors="pt")
+        # exactly what the processor returns (SigLIP's own tokenizer returns no attention mask)
         inputs = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
-        if self.model.config.model_type == "siglip":  # SigLIP's text tower takes no attention mask
-            inputs.pop("attention_mask", None)
         out = self.model.get_text_features(**inputs)
         return features_from_output(out)  # (B, D)
 
@@ -74,6 +73,8 @@ def load(path_or_id: str, device: str | None = None, name: str | None = None, **
         raise ValueError(f"{path_or_id!r} is a {config.model_type!r} model; this backend loads "
                          f"{', '.join(MODEL_CLASSES)}")
     model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
+    if getattr(config, "text_pooling", None) == "mean":  # a course dual encoder (mean-pooled text)
+        from .course_clip import CourseDualEncoder as model_class
     model = model_class.from_pretrained(path_or_id, **kwargs)
     processor = AutoProcessor.from_pretrained(path_or_id)
     return HFDualEncoder(name or str(path_or_id), model, processor, device or get_device())

@@ -1,2 +1,139 @@
-"""(metrics: to be written)"""
-__all__: list[str] = []
+"""Ranking metrics shared by every retrieval notebook: Recall@k, nDCG@k, mAP.
+
+Input forms (the same for all three):
+
+- ``scores``: ``(Q, N)`` matrix, one row per query, one column per candidate; higher means
+  more relevant (cosine similarities, logits, BM25 scores...). torch tensor, numpy array or
+  nested list. Candidates are ranked per row by descending score; ties keep column order.
+- ``relevance``, one of:
+
+  - an ``(Q, N)`` numpy array or torch tensor of the same shape: ``0`` = not relevant, ``> 0`` = relevant
+    (a graded value — e.g. 2 = highly, 1 = partly relevant — counts as the gain in nDCG;
+    Recall and mAP only look at ``> 0``);
+  - a length-``Q`` sequence of ints: the single relevant column of each query (e.g.
+    ``range(Q)`` when query ``i`` matches candidate ``i``, the usual paired retrieval);
+  - a length-``Q`` sequence of lists/sets of ints: the relevant columns of each query
+    (a nested Python list is always read this way; pass a dense matrix as an array).
+
+Every query needs at least one relevant candidate (otherwise ``ValueError`` naming it).
+Each function returns the mean over queries as a float, or with ``per_query=True`` a
+numpy array ``(Q,)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["recall_at_k", "ndcg_at_k", "mean_average_precision", "relevance_matrix"]
+
+
+def _scores(scores: Any) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(scores, torch.Tensor):
+            scores = scores.detach().cpu().float().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"scores must be a non-empty (Q, N) matrix, got shape {arr.shape}")
+    if np.isnan(arr).any():
+        raise ValueError("scores contain NaN")
+    return arr
+
+
+def relevance_matrix(relevance: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Any accepted relevance form → a ``(Q, N)`` float matrix of gains (0 = not relevant)."""
+    q, n = shape
+    try:
+        import torch
+
+        if isinstance(relevance, torch.Tensor):
+            relevance = relevance.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(relevance, np.ndarray) and relevance.ndim == 2:
+        rel = np.asarray(relevance, dtype=np.float64)
+        if rel.shape != (q, n):
+            raise ValueError(f"relevance matrix has shape {rel.shape}, scores have shape {(q, n)}")
+        if (rel < 0).any():
+            raise ValueError("relevance values must be >= 0 (0 = not relevant)")
+    else:
+        items = list(relevance)
+        if len(items) != q:
+            raise ValueError(f"relevance gives {len(items)} queries, scores have {q} rows")
+        rel = np.zeros((q, n))
+        for i, r in enumerate(items):
+            cols = [r] if isinstance(r, (int, np.integer)) else list(r)
+            for c in cols:
+                if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < n:
+                    raise ValueError(f"query {i}: relevant index {c!r} is not a column index in [0, {n})")
+                rel[i, int(c)] = 1.0
+    empty = np.flatnonzero((rel > 0).sum(1) == 0)
+    if len(empty):
+        raise ValueError(f"query {int(empty[0])} has no relevant candidate ({len(empty)} such queries); "
+                         "drop those queries first")
+    return rel
+
+
+def _ranked(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, axis=1, kind="stable")  # (Q, N) column indices, best first
+
+
+def _check_k(k: Any, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return min(int(k), n)
+
+
+def _reduce(values: np.ndarray, per_query: bool):
+    return values if per_query else float(values.mean())
+
+
+def recall_at_k(scores, relevance, k: int, per_query: bool = False, hit: bool = False):
+    """Fraction of each query's relevant candidates found in its top ``k``.
+
+    With ``hit=True``: 1 if *any* relevant candidate is in the top ``k``, else 0 (the
+    "R@k" of image–caption retrieval papers, where an image has several correct captions).
+    With one relevant candidate per query both definitions agree.
+    """
+    s = _scores(scores)
+    rel = relevance_matrix(relevance, s.shape) > 0
+    k = _check_k(k, s.shape[1])
+    top = _ranked(s)[:, :k]  # (Q, k)
+    found = np.take_along_axis(rel, top, axis=1).sum(1)  # (Q,)
+    values = (found > 0).astype(float) if hit else found / rel.sum(1)
+    return _reduce(values, per_query)
+
+
+def ndcg_at_k(scores, relevance, k: int, per_query: bool = False):
+    """Normalised discounted cumulative gain at ``k`` with graded relevance (linear gains).
+
+    ``DCG@k = Σ_{i=1..k} gain(rank i) / log2(i + 1)``, divided by the DCG of the ideal
+    ordering. Same definition as ``sklearn.metrics.ndcg_score`` (without its tie averaging).
+    """
+    s = _scores(scores)
+    rel = relevance_matrix(relevance, s.shape)
+    k = _check_k(k, s.shape[1])
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))  # (k,)
+    gains = np.take_along_axis(rel, _ranked(s)[:, :k], axis=1)  # (Q, k)
+    ideal = -np.sort(-rel, axis=1)[:, :k]  # (Q, k)
+    values = (gains * discounts).sum(1) / (ideal * discounts).sum(1)
+    return _reduce(values, per_query)
+
+
+def mean_average_precision(scores, relevance, k: int | None = None, per_query: bool = False):
+    """Mean over queries of average precision: the mean of precision@i at each relevant rank i.
+
+    With ``k``, only the top ``k`` count and AP is divided by ``min(#relevant, k)`` (mAP@k).
+    """
+    s = _scores(scores)
+    rel = relevance_matrix(relevance, s.shape) > 0
+    n = s.shape[1]
+    k = n if k is None else _check_k(k, n)
+    hits = np.take_along_axis(rel, _ranked(s)[:, :k], axis=1).astype(float)  # (Q, k)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)  # (Q, k) precision@i
+    values = (precision * hits).sum(1) / np.minimum(rel.sum(1), k)
+    return _reduce(values, per_query)

@@ -1,0 +1,132 @@
+"""Recall@k, nDCG@k, mAP against hand-computed cases and scikit-learn; similarity and zero-shot ensembling."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmcourse.models.embedder import Embedder
+from mmcourse.retrieval import (class_embeddings, mean_average_precision, ndcg_at_k, recall_at_k, similarity,
+                                zero_shot_classify)
+
+# One query, four candidates. Ranking by score: 0 (0.9), 2 (0.5), 3 (0.3), 1 (0.1).
+SCORES = np.array([[0.9, 0.1, 0.5, 0.3]])
+GRADED = np.array([[0.0, 0.0, 2.0, 1.0]])  # candidate 2 highly relevant, 3 partly
+
+
+def test_recall_by_hand():
+    assert recall_at_k(SCORES, [{2, 3}], k=1) == 0.0
+    assert recall_at_k(SCORES, [{2, 3}], k=2) == 0.5  # one of two relevant in the top 2
+    assert recall_at_k(SCORES, [{2, 3}], k=3) == 1.0
+    assert recall_at_k(SCORES, [{2, 3}], k=2, hit=True) == 1.0
+    assert recall_at_k(SCORES, GRADED, k=2) == 0.5  # dense form, graded values count as relevant
+    assert recall_at_k(SCORES, [2], k=2) == 1.0  # one relevant index per query
+    assert recall_at_k(SCORES, [1], k=3) == 0.0
+    assert recall_at_k(SCORES, [1], k=100) == 1.0  # k larger than N means "all"
+
+
+def test_map_by_hand():
+    # relevant at ranks 2 and 3: (1/2 + 2/3) / 2
+    assert mean_average_precision(SCORES, [{2, 3}]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert mean_average_precision(SCORES, [0]) == 1.0
+    assert mean_average_precision(SCORES, [1]) == pytest.approx(1 / 4)
+    # mAP@2: only rank 2 counts, divided by min(2 relevant, k=2)
+    assert mean_average_precision(SCORES, [{2, 3}], k=2) == pytest.approx((1 / 2) / 2)
+
+
+def test_ndcg_by_hand():
+    dcg = 0 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)
+    ideal = 2 / math.log2(2) + 1 / math.log2(3) + 0 / math.log2(4)
+    assert ndcg_at_k(SCORES, GRADED, k=3) == pytest.approx(dcg / ideal)
+    assert ndcg_at_k(SCORES, GRADED, k=1) == 0.0
+    assert ndcg_at_k(np.array([[0.1, 0.2, 0.9, 0.5]]), GRADED, k=4) == pytest.approx(1.0)  # ideal order
+
+
+def test_per_query_and_mean():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.6]])
+    per = recall_at_k(scores, [0, 1, 1], k=1, per_query=True)
+    assert per.tolist() == [1.0, 1.0, 0.0]
+    assert recall_at_k(scores, [0, 1, 1], k=1) == pytest.approx(2 / 3)
+    assert recall_at_k(torch.tensor(scores), torch.tensor([0, 1, 1]), k=1) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_against_sklearn(seed):
+    from sklearn.metrics import average_precision_score, ndcg_score
+
+    rng = np.random.default_rng(seed)
+    scores = rng.random((6, 12))  # no ties
+    graded = rng.integers(0, 3, size=(6, 12)).astype(float)
+    graded[:, 0] = np.maximum(graded[:, 0], 1)  # every query has a relevant candidate
+    for k in (1, 3, 12):
+        assert ndcg_at_k(scores, graded, k) == pytest.approx(ndcg_score(graded, scores, k=k))
+    binary = graded > 0
+    expected = np.mean([average_precision_score(binary[i], scores[i]) for i in range(6)])
+    assert mean_average_precision(scores, binary.astype(float)) == pytest.approx(expected)
+
+
+def test_metric_input_errors():
+    with pytest.raises(ValueError, match="no relevant"):
+        recall_at_k(SCORES, [set()], k=1)
+    with pytest.raises(ValueError, match="k must be"):
+        recall_at_k(SCORES, [0], k=0)
+    with pytest.raises(ValueError, match="queries"):
+        recall_at_k(SCORES, [0, 1], k=1)
+    with pytest.raises(ValueError, match="column index"):
+        recall_at_k(SCORES, [7], k=1)
+    with pytest.raises(ValueError, match="shape"):
+        ndcg_at_k(SCORES, np.zeros((1, 3)), k=1)
+    with pytest.raises(ValueError, match=r"\(Q, N\)"):
+        mean_average_precision(np.zeros(4), [0])
+
+
+def test_similarity_is_cosine():
+    a, b = torch.randn(3, 5), torch.randn(4, 5)
+    expected = F.cosine_similarity(a[:, None], b[None], dim=-1)
+    torch.testing.assert_close(similarity(a, b), expected, atol=1e-6, rtol=0)
+    assert similarity(a[0], b).shape == (1, 4)
+    with pytest.raises(ValueError, match="sizes differ"):
+        similarity(a, torch.randn(2, 6))
+
+
+class _FakeEmbedder(Embedder):
+    """Texts map to fixed random vectors (seeded by the text); images to given vectors."""
+
+    def __init__(self):
+        super().__init__("fake", model=None, processor=None, device="cpu", logit_scale=10.0)
+
+    def _encode_texts(self, texts):
+        return torch.stack([torch.randn(8, generator=torch.Generator().manual_seed(sum(map(ord, t))))
+                            for t in texts])
+
+    def _encode_images(self, images):
+        return torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32)).mean((0, 1)).repeat(3)[:8]
+                            for im in images])
+
+
+def test_prompt_ensembling_is_renormalised_mean():
+    model = _FakeEmbedder()
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    got = class_embeddings(model, ["cat", "dog"], templates)
+    for i, label in enumerate(["cat", "dog"]):
+        each = F.normalize(model._encode_texts([t.format(label) for t in templates]), dim=-1)
+        torch.testing.assert_close(got[i], F.normalize(each.mean(0), dim=0), atol=1e-6, rtol=0)
+    # a function label -> prompts works too
+    same = class_embeddings(model, ["cat", "dog"], lambda label: [t.format(label) for t in templates])
+    torch.testing.assert_close(same, got)
+
+
+def test_zero_shot_probabilities():
+    from PIL import Image
+
+    model = _FakeEmbedder()
+    images = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 0, 255), (10, 200, 30))]
+    probs = zero_shot_classify(model, images, ["cat", "dog", "bird"])
+    torch.testing.assert_close(probs.sum(1), torch.ones(3))
+    logits = 10.0 * similarity(model.embed_images(images), class_embeddings(model, ["cat", "dog", "bird"]))
+    torch.testing.assert_close(probs, logits.softmax(1), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="labels"):
+        zero_shot_classify(model, images, [])
+    with pytest.raises(ValueError, match="activation"):
+        zero_shot_classify(model, images, ["cat"], activation="relu")
