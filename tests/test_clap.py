@@ -75,7 +75,7 @@ def test_hf_loader_matches_direct_transformers_calls(tiny_clap_dir, tiny_hub):
     with torch.no_grad():
         direct_t = model.get_text_features(**processor(text=texts, padding=True, return_tensors="pt")).pooler_output
     torch.testing.assert_close(tiny_hub.embed_texts(texts), direct_t, atol=1e-5, rtol=1e-4)
-    assert tiny_hub.logit_scale == pytest.approx(float(model.logit_scale_a.exp()))
+    assert tiny_hub.logit_scale == pytest.approx(float(model.logit_scale_a.detach().exp()))
 
 
 def test_hf_loader_resamples_and_chunks(tiny_hub):
@@ -83,8 +83,11 @@ def test_hf_loader_resamples_and_chunks(tiny_hub):
     import librosa
 
     x16 = librosa.resample(x48, orig_sr=48000, target_sr=16000)
-    a, b = tiny_hub.embed_audio([x48], sampling_rate=48000), tiny_hub.embed_audio([x16], sampling_rate=16000)
-    assert float(a @ b.T) > 0.99  # the 16 kHz clip is resampled to the model's 48 kHz
+    up = librosa.resample(x16, orig_sr=16000, target_sr=48000)  # what embed_audio must do with a 16 kHz clip
+    got = tiny_hub.embed_audio([x16], sampling_rate=16000)
+    torch.testing.assert_close(got, tiny_hub.embed_audio([up], sampling_rate=48000), atol=1e-5, rtol=1e-4)
+    wrong = tiny_hub.embed_audio([x16], sampling_rate=48000)  # mislabelled rate: a different (wrong) embedding
+    assert float(got @ wrong.T) < 0.999
     long = np.concatenate([x48, x48[::-1].copy(), x48])[: int(2.7 * 48000)]  # 2.7 s → 1 s windows: 1, 1, 0.7
     windows = tiny_hub.embed_audio([long[:48000], long[48000:96000], long[96000:]], sampling_rate=48000)
     expected = torch.nn.functional.normalize(windows.mean(0), dim=0)
