@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import clip_loss
-from ..train import History, train
+from ..training import History, train
 
 
 class SensorTower(nn.Module):
