@@ -8,23 +8,14 @@ Goals, as same-process ratios (robust to a busy machine): our batched CLAP log-m
 resample to 16 kHz → log-mel → CNN → normalised embedding) is ≥ 3× faster than the
 reference's CLAP feature extraction alone. Absolute clips/s are printed.
 """
-import time
 
 import numpy as np
 
 from mmcourse import audio as A
 from mmcourse.data import sounds as S
+from timing import best_of
 
 N = 48  # clips of 3 s at 48 kHz
-
-
-def _best_of(fn, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_audio_clips_per_second():
@@ -34,11 +25,11 @@ def bench_audio_clips_per_second():
 
     clips = [s.waveform for s in S.make_sounds(N, "all", seed=0, seconds=3.0)]
     fe = ClapFeatureExtractor()  # fusion mode, HTK filters: the defaults of A.CLAP_MEL
-    ref_s = _best_of(lambda: fe(clips, sampling_rate=48000, return_tensors="np"), repeats=2)
-    loop_s = _best_of(lambda: [A.log_mel(x, A.CLAP_MEL) for x in clips], repeats=2)
-    batch_s = _best_of(lambda: A.log_mel_batch(clips, A.CLAP_MEL), repeats=2)
+    ref_s = best_of(lambda: fe(clips, sampling_rate=48000, return_tensors="np"), repeats=2)
+    loop_s = best_of(lambda: [A.log_mel(x, A.CLAP_MEL) for x in clips], repeats=2)
+    batch_s = best_of(lambda: A.log_mel_batch(clips, A.CLAP_MEL), repeats=2)
     embedder = C.CourseClapEmbedder(C.ClapSoundsModel(C.AudioTower(C.TowerConfig())), "cpu")  # untrained: same cost
-    embed_s = _best_of(lambda: embedder.embed_audio(clips, sampling_rate=48000, batch_size=48))
+    embed_s = best_of(lambda: embedder.embed_audio(clips, sampling_rate=48000, batch_size=48))
     print(f"\nCLAP log-mel of {N} × 3 s clips (padded to 10 s, 64 × 1001):"
           f"\n  transformers ClapFeatureExtractor {N / ref_s:7.1f} clips/s (reference)"
           f"\n  mmcourse.audio.log_mel (loop)     {N / loop_s:7.1f} clips/s  ×{ref_s / loop_s:.2f}"

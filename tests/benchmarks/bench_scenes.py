@@ -3,23 +3,14 @@
 Printed against a same-process floor: the bare PIL cost of one blank image and one
 filled ellipse, which no scene generator can beat.
 """
-import time
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from mmcourse.data.shapes import make_scenes
+from timing import best_of
 
 N = 4000
-
-
-def _best_of(fn, repeats=3):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _pil_floor():
@@ -31,8 +22,8 @@ def _pil_floor():
 
 
 def bench_scenes_per_second():
-    scenes_s = _best_of(lambda: make_scenes(N, "train", seed=0, size=64))
-    floor_s = _best_of(_pil_floor)
+    scenes_s = best_of(lambda: make_scenes(N, "train", seed=0, size=64))
+    floor_s = best_of(_pil_floor)
     rate = N / scenes_s
     print(f"\nscenes: {rate:,.0f} images/s at 64 px (one process, one thread); "
           f"bare-PIL floor {N / floor_s:,.0f}/s; cost ratio scenes/floor = {scenes_s / floor_s:.2f}")
