@@ -46,6 +46,8 @@ def _reference(model, processor, images, texts, text_kwargs):
     with torch.no_grad():
         img = model.get_image_features(pixel_values=processor(images=images, return_tensors="pt")["pixel_values"])
         tok = processor(text=texts, return_tensors="pt", truncation=True, max_length=32, **text_kwargs)
+        if text_kwargs.get("padding") == "max_length":  # SigLIP: ids only, as its own tokenizer returns
+            tok = {"input_ids": tok["input_ids"]}
         txt = model.get_text_features(**tok)
     return F.normalize(features_from_output(img), dim=-1), F.normalize(features_from_output(txt), dim=-1)
 

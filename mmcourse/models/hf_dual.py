@@ -50,8 +50,10 @@ class HFDualEncoder(Embedder):
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.processor(text=texts, padding=self.text_padding, truncation=True,
                                 max_length=self.max_text_length, return_tensors="pt")
-        # exactly what the processor returns (SigLIP's own tokenizer returns no attention mask)
-        inputs = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        # SigLIP was trained without an attention mask (its own tokenizer returns none): feed ids only,
+        # whatever tokenizer the processor holds; CLIP-style models get the mask
+        keys = ("input_ids",) if self.text_padding == "max_length" else ("input_ids", "attention_mask")
+        inputs = {k: v.to(self.device) for k, v in tokens.items() if k in keys}
         out = self.model.get_text_features(**inputs)
         return features_from_output(out)  # (B, D)
 
