@@ -29,6 +29,9 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.metadata.pop("execution", None)
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter")}
         if cell.cell_type == "code":
+            # library warnings print this machine's file paths: readers do not need them
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("name") == "stderr" and "Warning:" in o.get("text", ""))]
             for out in cell.get("outputs", []):
                 # widget views cannot render without live state: keep their text fallback only
                 data = out.get("data")
