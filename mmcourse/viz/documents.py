@@ -8,23 +8,10 @@ __all__ = ["show_pages", "maxsim_map", "plot_maxsim_map"]
 
 
 def show_pages(images, titles=None, cols: int = 4, size: float = 2.6):
-    """A grid of page images with optional titles; returns the figure."""
-    import matplotlib.pyplot as plt
+    """A grid of page images with optional titles; returns the figure (the course's one image grid)."""
+    from .images import image_grid
 
-    images = list(images)
-    if not images:
-        raise ValueError("show_pages: expected at least one page image")
-    rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, img in enumerate(images):
-        ax = axes.flat[i]
-        ax.imshow(img)
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
-    fig.tight_layout()
-    return fig
+    return image_grid(images, titles, cols=cols, size=size)
 
 
 def maxsim_map(query: torch.Tensor, page: torch.Tensor, token: int, grid: int | None = None) -> np.ndarray:
