@@ -37,7 +37,7 @@ unit: $(STAMP) browser
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-		--sanitize-with tests/nbval_sanitize.cfg notebooks -ra
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks -ra
 
 course: $(STAMP)
 	mkdir -p build/html

@@ -59,3 +59,28 @@ def test_identity_head_and_mismatched_rows():
     assert torch.allclose(head(x), x)
     with pytest.raises(ValueError, match="3 vs 4"):
         binding.bind(binding.SensorTower(embed_dim=4), torch.randn(3, 200), torch.randn(4, 4), progress=False)
+
+
+def test_image_tower_copies_the_image_side_and_trains_apart():
+    """The unfrozen ablation's image tower computes ``get_image_features`` on its own copy of the weights."""
+    from transformers import (BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel, VisionTextDualEncoderConfig,
+                              VisionTextDualEncoderModel)
+
+    from mmcourse.models.embedder import features_from_output
+
+    torch.manual_seed(0)
+    vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                              num_attention_heads=2, image_size=32, patch_size=8))
+    text = BertModel(BertConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                vocab_size=50))
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(vision.config, text.config, projection_dim=8)
+    dual = VisionTextDualEncoderModel(config, vision_model=vision, text_model=text).eval()
+    tower = binding.ImageTower(dual).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(tower(pixels), features_from_output(dual.get_image_features(pixel_values=pixels)))
+    before = dual.visual_projection.weight.clone()
+    tower(pixels).sum().backward()
+    torch.optim.SGD(tower.parameters(), lr=1.0).step()
+    assert torch.equal(dual.visual_projection.weight, before)  # the original stays frozen
+    assert not torch.equal(tower.visual_projection.weight, before)

@@ -8,6 +8,8 @@ because the image space is already aligned with text, text retrieval *emerges*.
 - :class:`SensorTower`: a small 1-D CNN for IMU-like traces;
 - the audio side reuses ``course/clap-sounds``' :class:`~mmcourse.models.course_clap.AudioTower`
   (same size, so binding and text supervision compare fairly);
+- :class:`ImageTower`: a trainable copy of a dual encoder's image side, for the ablation that
+  unfreezes the anchor;
 - :class:`BoundEncoder`: any tower + a learnable temperature, with the ``model(*batch)``
   contract of :func:`mmcourse.train`;
 - :func:`bind`: train one tower against fixed anchor embeddings (images for binding, caption
@@ -15,6 +17,7 @@ because the image space is already aligned with text, text retrieval *emerges*.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +55,24 @@ def identity_head(dim: int) -> nn.Linear:
         head.weight.copy_(torch.eye(dim))
         head.bias.zero_()
     return head
+
+
+class ImageTower(nn.Module):
+    """A trainable copy of a transformers dual encoder's image side: pixels ``(B, 3, H, W)`` → features ``(B, D)``.
+
+    The same computation as ``get_image_features`` (vision tower's pooled output, then the visual
+    projection), on copied weights, so training it never touches the original model. Used as the
+    ``anchor_head`` of :func:`bind` to let binding move the image space (the unfrozen ablation)."""
+
+    def __init__(self, dual_encoder: nn.Module):
+        super().__init__()
+        self.vision_model = copy.deepcopy(dual_encoder.vision_model)
+        self.visual_projection = copy.deepcopy(dual_encoder.visual_projection)
+        self.requires_grad_(True)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output  # (B, W)
+        return self.visual_projection(pooled)  # (B, D)
 
 
 class BoundEncoder(nn.Module):
