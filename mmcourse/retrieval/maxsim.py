@@ -7,11 +7,13 @@ vectors ``(Tp, D)``. Their score is::
 
 How :func:`maxsim` computes it for every (query, page) pair:
 
-1. All query tokens are stacked into one ``(sum Tq, D)`` matrix.
+1. All query tokens are stacked into one ``(sum Tq, D)`` matrix (cut into blocks of
+   whole queries when a page times all tokens would not fit in one chunk).
 2. Pages are sorted by length and cut into chunks whose similarity block stays
-   small (``chunk_bytes``; on a CPU 4 MiB, which stays in the cache). A chunk's patches are
-   stacked into one ``(n * L, D)`` matrix, so a chunk costs **one matrix multiply**
-   ``(n * L, D) @ (D, sum Tq)``, the fastest thing a CPU or GPU does.
+   small (``chunk_bytes``; on a CPU 2 MiB, which stays in the cache). A chunk's
+   patches are stacked into one ``(n * L, D)`` matrix (a one-page chunk is used as
+   it is), so a chunk costs **one matrix multiply** ``(n * L, D) @ (D, sum Tq)``, the
+   fastest thing a CPU or GPU does.
 3. The block is viewed as ``(n, L, sum Tq)`` and ``amax`` over ``L`` gives every
    token's best patch on every page of the chunk: a segmented max, no Python loop
    over pages. Sorting makes equal-length pages share chunks; in a chunk of unequal
@@ -43,7 +45,7 @@ __all__ = ["maxsim", "maxsim_naive", "pad_multivectors", "pool_tokens", "multive
 
 MultiVectors = Union[torch.Tensor, Sequence[torch.Tensor]]
 
-_CPU_CHUNK_BYTES = 4 * 2**20  # similarities alive at once per CPU worker: 4 MiB, stays in the cache
+_CPU_CHUNK_BYTES = 2 * 2**20  # similarities alive at once per CPU worker: 2 MiB, stays in the cache
 _GPU_CHUNK_BYTES = 16 * 2**20  # on a GPU: bigger blocks, fewer kernel launches
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -120,7 +122,7 @@ def maxsim(
     ``queries`` / ``documents``: a list of ``(T_i, D)`` tensors (lengths may differ), or a
     padded ``(N, T, D)`` tensor with an optional boolean ``*_mask`` ``(N, T)`` (True = real).
     ``chunk_bytes`` bounds the similarity block computed at once (pages are streamed in
-    chunks; queries too when there are very many tokens); default 4 MiB on a CPU (per
+    chunks; queries too when there are very many tokens); default 2 MiB on a CPU (per
     worker thread), 16 MiB on a GPU. ``dtype`` is the compute dtype
     (default: the inputs' promoted dtype; float16/bfloat16 halve memory, accumulation of the
     per-token maxima is float32). ``device`` defaults to the queries' device; pages are moved
@@ -247,17 +249,19 @@ def _score_chunk(q_block, docs, lengths, device, dtype, workspace=None) -> torch
     """
     n, longest, dim = len(docs), max(lengths), q_block.shape[1]
     docs = [d.to(device=device, dtype=dtype) for d in docs]
-    shape = (n * longest, dim)
-    out = None if workspace is None else _buffer(workspace, "patches", shape, device, dtype)
-    if all(length == longest for length in lengths):
-        patches = torch.cat(docs) if out is None else torch.cat(docs, out=out)  # (n*L, D)
+    if n == 1:
+        patches = docs[0]  # (L, D) as it is: no copy
     else:
-        starts = torch.tensor([0, *lengths[:-1]], device=device).cumsum(0)  # (n,) first row of each page
-        last = torch.tensor(lengths, device=device) - 1  # (n,)
-        rows = starts[:, None] + torch.arange(longest, device=device).minimum(last[:, None])  # (n, L)
-        stacked = torch.cat(docs)  # (sum P, D)
-        patches = (stacked[rows.flatten()] if out is None
-                   else torch.index_select(stacked, 0, rows.flatten(), out=out))  # (n*L, D)
+        out = None if workspace is None else _buffer(workspace, "patches", (n * longest, dim), device, dtype)
+        if all(length == longest for length in lengths):
+            patches = torch.cat(docs) if out is None else torch.cat(docs, out=out)  # (n*L, D)
+        else:
+            starts = torch.tensor([0, *lengths[:-1]], device=device).cumsum(0)  # (n,) first row of each page
+            last = torch.tensor(lengths, device=device) - 1  # (n,)
+            rows = starts[:, None] + torch.arange(longest, device=device).minimum(last[:, None])  # (n, L)
+            stacked = torch.cat(docs)  # (sum P, D)
+            patches = (stacked[rows.flatten()] if out is None
+                       else torch.index_select(stacked, 0, rows.flatten(), out=out))  # (n*L, D)
     if workspace is None:
         sims = patches @ q_block.T  # (n*L, Tb)
     else:
