@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence, Union
 
@@ -206,21 +207,27 @@ def _run_chunks(chunks, run, device) -> None:
         for chunk in chunks:
             run(chunk, workspace)
         return
-    pending = iter(chunks)  # shared; a list iterator hands each chunk to exactly one thread
+    pending = queue.SimpleQueue()  # each chunk goes to exactly one worker
+    for chunk in chunks:
+        pending.put(chunk)
 
     def worker():
         torch.set_num_threads(1)
         try:
             with torch.inference_mode():
                 workspace = {}
-                for chunk in pending:
+                while True:
+                    try:
+                        chunk = pending.get_nowait()
+                    except queue.Empty:
+                        return
                     run(chunk, workspace)
         finally:
             torch.set_num_threads(threads)  # threads started later get the caller's setting
 
     with ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(worker) for _ in range(workers)]:
-            done.result()
+            done.result()  # re-raises a worker's error here
 
 
 @functools.lru_cache(maxsize=1)
