@@ -123,10 +123,10 @@ def maxsim(
     ``queries`` / ``documents``: a list of ``(T_i, D)`` tensors (lengths may differ), or a
     padded ``(N, T, D)`` tensor with an optional boolean ``*_mask`` ``(N, T)`` (True = real).
     ``chunk_bytes`` bounds the similarity block computed at once (pages are streamed in
-    chunks; queries too when there are very many tokens); default 2 MiB on a CPU (per
-    worker thread), 16 MiB on a GPU. ``dtype`` is the compute dtype
-    (default: the inputs' promoted dtype; float16/bfloat16 halve memory, accumulation of the
-    per-token maxima is float32). ``device`` defaults to the queries' device; pages are moved
+    chunks; queries too when there are very many tokens): by default 2 MiB per worker
+    thread on a CPU, 16 MiB on a GPU. ``dtype`` is the compute dtype (default: the inputs'
+    promoted dtype; float16/bfloat16 halve memory, accumulation of the per-token maxima is
+    float32). ``device`` defaults to the queries' device; pages are moved
     there chunk by chunk, so a CPU-resident corpus can be scored on a GPU.
     Differentiable (used as the training score of ``course/colpali-pages``).
     """
