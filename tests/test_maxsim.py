@@ -25,6 +25,35 @@ def test_matches_naive_loop_on_variable_lengths(seed, chunk_bytes):
     assert (fast - maxsim_naive(queries, docs)).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_worker_threads_leave_results_order_and_thread_count_unchanged(threads):
+    """Chunks of pages sorted by length, shared out to worker threads: same scores, caller's order,
+    in every grad mode, on non-contiguous inputs, and torch's thread count as the caller left it."""
+    import threading
+
+    gen = torch.Generator().manual_seed(8)
+    queries = _ragged(5, [3, 7, 1], 16, gen)
+    docs = _ragged(30, [9, 2, 17, 9, 5, 30], 16, gen)
+    docs[3] = docs[3].T.contiguous().T  # a non-contiguous page
+    expected = maxsim_naive(queries, docs)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for mode in (torch.enable_grad, torch.no_grad, torch.inference_mode):
+            with mode():
+                for chunk_bytes in (1, 300, 2**20):
+                    got = maxsim(queries, docs, chunk_bytes=chunk_bytes)
+                    assert (got - expected).abs().max() <= 1e-5, (mode, chunk_bytes)
+        assert torch.get_num_threads() == threads
+        seen = []
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert seen == [threads]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_all_negative_similarities_are_not_beaten_by_padding():
     """With zero padding and no mask, padding (similarity 0) would win every max."""
     gen = torch.Generator().manual_seed(0)

@@ -5,18 +5,39 @@ vectors ``(Tp, D)``. Their score is::
 
     score(q, p) = sum over query tokens i of  max over patches j of  <q_i, p_j>
 
-:func:`maxsim` computes it for every (query, page) pair as one big matrix multiply of
-*all* query tokens against a chunk of *all* patches, followed by a max over each
-page's patches and a sum over each query's tokens. Only one chunk of similarities
-is alive at a time, so peak memory stays bounded however many pages there are.
+How :func:`maxsim` computes it for every (query, page) pair:
 
-Padding is masked with ``-inf`` before the max, never with zeros: when every real
-similarity of a token is negative, a zero-padded patch would win the max and
-silently raise the score. :func:`maxsim_naive` is the per-pair loop the tests
-compare against.
+1. All query tokens are stacked into one ``(sum Tq, D)`` matrix (cut into blocks of
+   whole queries when a page times all tokens would not fit in one chunk).
+2. Pages are sorted by length and cut into chunks whose similarity block stays
+   small (``chunk_bytes``; on a CPU 2 MiB, which stays in the cache). A chunk's
+   patches are stacked into one ``(n * L, D)`` matrix (a one-page chunk is used as
+   it is), so a chunk costs **one matrix multiply** ``(n * L, D) @ (D, sum Tq)``, the
+   fastest thing a CPU or GPU does.
+3. The block is viewed as ``(n, L, sum Tq)`` and ``amax`` over ``L`` gives every
+   token's best patch on every page of the chunk: a segmented max, no Python loop
+   over pages. Sorting makes equal-length pages share chunks; in a chunk of unequal
+   pages, a shorter page is padded with copies of its own last patch, which can never
+   change its max (zeros could: see below).
+4. A segmented sum over each query's tokens (``index_add``) gives the ``(Nq, Nd)`` scores.
+
+Only one chunk of similarities per worker is alive at a time, so peak memory stays
+bounded however many pages there are. On a CPU with several threads, chunks are
+shared out to worker threads that each run single-threaded matrix multiplies: no
+synchronisation between cores inside a chunk, so the work keeps flowing when other
+programs compete for the cores (torch's own multi-threading stalls there).
+
+Padded inputs need their mask: a padded vector is dropped, never scored as zeros.
+When every real similarity of a token is negative, a zero-padded patch would win the
+max and silently raise the score. :func:`maxsim_naive` is the per-pair loop the
+tests compare against.
 """
 from __future__ import annotations
 
+import functools
+import math
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence, Union
 
 import torch
@@ -25,7 +46,8 @@ __all__ = ["maxsim", "maxsim_naive", "pad_multivectors", "pool_tokens", "multive
 
 MultiVectors = Union[torch.Tensor, Sequence[torch.Tensor]]
 
-_DEFAULT_CHUNK_BYTES = 16 * 2**20  # similarities alive at once: 16 MiB (cache-friendly, bounded)
+_CPU_CHUNK_BYTES = 2 * 2**20  # similarities alive at once per CPU worker: 2 MiB, stays in the cache
+_GPU_CHUNK_BYTES = 16 * 2**20  # on a GPU: bigger blocks, fewer kernel launches
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -92,7 +114,7 @@ def maxsim(
     *,
     query_mask: torch.Tensor | None = None,
     document_mask: torch.Tensor | None = None,
-    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
@@ -101,9 +123,10 @@ def maxsim(
     ``queries`` / ``documents``: a list of ``(T_i, D)`` tensors (lengths may differ), or a
     padded ``(N, T, D)`` tensor with an optional boolean ``*_mask`` ``(N, T)`` (True = real).
     ``chunk_bytes`` bounds the similarity block computed at once (pages are streamed in
-    chunks; queries too when there are very many tokens). ``dtype`` is the compute dtype
-    (default: the inputs' promoted dtype; float16/bfloat16 halve memory, accumulation of the
-    per-token maxima is float32). ``device`` defaults to the queries' device; pages are moved
+    chunks; queries too when there are very many tokens): by default 2 MiB per worker
+    thread on a CPU, 16 MiB on a GPU. ``dtype`` is the compute dtype (default: the inputs'
+    promoted dtype; float16/bfloat16 halve memory, accumulation of the per-token maxima is
+    float32). ``device`` defaults to the queries' device; pages are moved
     there chunk by chunk, so a CPU-resident corpus can be scored on a GPU.
     Differentiable (used as the training score of ``course/colpali-pages``).
     """
@@ -117,6 +140,8 @@ def maxsim(
             dtype = torch.promote_types(dtype, v.dtype)
     if dtype not in _FLOAT_DTYPES:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    if chunk_bytes is None:
+        chunk_bytes = _CPU_CHUNK_BYTES if device.type == "cpu" else _GPU_CHUNK_BYTES
     if chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
 
@@ -124,78 +149,132 @@ def maxsim(
     q_all = torch.cat([v.to(device=device, dtype=dtype) for v in qs])  # (sum Tq, D)
     owner = torch.repeat_interleave(torch.arange(len(qs), device=device),
                                     torch.tensor(q_lengths, device=device))  # (sum Tq,) query of each token
-    elem = torch.empty((), dtype=dtype).element_size()
-    d_lengths = [int(v.shape[0]) for v in ds]
-    budget = max(1, chunk_bytes // elem)  # similarities per block
+    order = sorted(range(len(ds)), key=lambda i: int(ds[i].shape[0]))  # pages by length: equal ones share chunks
+    pages = [ds[i] for i in order]
+    d_lengths = [int(v.shape[0]) for v in pages]
+    budget = max(1, chunk_bytes // torch.empty((), dtype=dtype).element_size())  # similarities per block
+    needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (*qs, *ds))
 
     # Queries: one block unless even a single longest page times all tokens would exceed the budget.
-    q_blocks = _blocks(q_lengths, max(1, budget // max(d_lengths)))
-    needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (*qs, *ds))
-    workspace = None if needs_grad else {}  # reused buffers: no allocation (and no page faults) per chunk
     scores = []
-    for q0, q1 in q_blocks:
+    for q0, q1 in _blocks(q_lengths, max(1, budget // max(d_lengths))):
         t0, t1 = sum(q_lengths[:q0]), sum(q_lengths[:q1])
         q_block = q_all[t0:t1]  # (Tb, D)
-        tokens = t1 - t0
-        row = []
-        for d0, d1 in _blocks(d_lengths, max(1, budget // tokens)):
-            row.append(_score_chunk(q_block, ds[d0:d1], d_lengths[d0:d1], device, dtype, workspace))  # (Tb, n)
-        per_token = torch.cat(row, dim=1)  # (Tb, Nd) float32 max per token and page
-        summed = torch.zeros(q1 - q0, len(ds), device=device, dtype=torch.float32)
-        scores.append(summed.index_add(0, owner[t0:t1] - q0, per_token))  # (qb, Nd)
-    return torch.cat(scores, dim=0)  # (Nq, Nd)
+        chunks = _blocks(d_lengths, max(1, budget // (t1 - t0)), padded=True)
+        if needs_grad:  # autograd: functional ops only
+            per_token = torch.cat([_score_chunk(q_block, pages[d0:d1], d_lengths[d0:d1], device, dtype)
+                                   for d0, d1 in chunks]).float()  # (Nd, Tb) best patch per page and token
+        else:  # inference: every chunk writes its rows, reusing its worker's buffers
+            per_token = torch.empty(len(pages), t1 - t0, device=device, dtype=torch.float32)  # (Nd, Tb)
+
+            def run(chunk, workspace, q_block=q_block, per_token=per_token):
+                d0, d1 = chunk
+                per_token[d0:d1] = _score_chunk(q_block, pages[d0:d1], d_lengths[d0:d1], device, dtype, workspace)
+
+            _run_chunks(chunks, run, device)
+        summed = torch.zeros(len(pages), q1 - q0, device=device, dtype=torch.float32)
+        scores.append(summed.index_add(1, owner[t0:t1] - q0, per_token).T)  # (qb, Nd) pages sorted by length
+    inverse = torch.argsort(torch.tensor(order, device=device))  # sorted position of each page
+    return torch.cat(scores, dim=0)[:, inverse]  # (Nq, Nd) pages back in the caller's order
 
 
-def _blocks(lengths: list[int], capacity: int) -> list[tuple[int, int]]:
-    """Consecutive ``[start, end)`` item ranges whose total length stays within ``capacity``."""
-    blocks, start, total = [], 0, 0
+def _blocks(lengths: list[int], capacity: int, padded: bool = False) -> list[tuple[int, int]]:
+    """Consecutive ``[start, end)`` item ranges whose size stays within ``capacity`` (an item
+    bigger than that gets a range of its own). Size: the sum of the lengths, or with
+    ``padded`` the number of items times the longest (each item padded to it)."""
+    blocks, start, total, longest = [], 0, 0, 0
     for i, n in enumerate(lengths):
-        if i > start and total + n > capacity:
+        size = (i + 1 - start) * max(longest, n) if padded else total + n
+        if i > start and size > capacity:
             blocks.append((start, i))
-            start, total = i, 0
-        total += n
+            start, total, longest = i, 0, 0
+        total, longest = total + n, max(longest, n)
     blocks.append((start, len(lengths)))
     return blocks
 
 
-def _buffer(workspace, key, numel, device, dtype) -> torch.Tensor:
-    """A flat scratch tensor of at least ``numel`` elements, kept in ``workspace`` between chunks."""
+def _run_chunks(chunks, run, device) -> None:
+    """``run(chunk, workspace)`` for every chunk: one worker thread per CPU thread, else in a loop.
+
+    Each worker pulls the next chunk when it is done with one and runs its torch ops
+    single-threaded (``torch.set_num_threads`` is per thread in torch's OpenMP build),
+    with its own reused buffers: no allocation per chunk and no barrier between cores.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, len(chunks)) if device.type == "cpu" and _openmp() else 1
+    if workers <= 1:
+        workspace = {}
+        for chunk in chunks:
+            run(chunk, workspace)
+        return
+    pending = queue.SimpleQueue()  # each chunk goes to exactly one worker
+    for chunk in chunks:
+        pending.put(chunk)
+
+    def worker():
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                workspace = {}
+                while True:
+                    try:
+                        chunk = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    run(chunk, workspace)
+        finally:
+            torch.set_num_threads(threads)  # threads started later get the caller's setting
+
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(worker) for _ in range(workers)]:
+            done.result()  # re-raises a worker's error here
+
+
+@functools.lru_cache(maxsize=1)
+def _openmp() -> bool:
+    """Whether torch's CPU threads are OpenMP ones (where a thread-local thread count is honoured)."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _buffer(workspace, key, shape, device, dtype) -> torch.Tensor:
+    """A scratch tensor of ``shape``, carved from a flat buffer kept in ``workspace`` between chunks."""
+    numel = math.prod(shape)
     buf = workspace.get(key)
     if buf is None or buf.numel() < numel:
         buf = workspace[key] = torch.empty(numel, device=device, dtype=dtype)
-    return buf[:numel]
+    return buf[:numel].view(shape)
 
 
-def _score_chunk(q_block, docs, lengths, device, dtype, workspace) -> torch.Tensor:
-    """Per-token maxima ``(Tb, n)`` of one query block against one chunk of pages.
+def _score_chunk(q_block, docs, lengths, device, dtype, workspace=None) -> torch.Tensor:
+    """Best patch of every page for every token, ``(n, Tb)``, for one chunk of pages.
 
     All patches of the chunk go into one ``(n*L, D)`` matrix, so the similarities are a
-    single matrix multiply ``(Tb, D) @ (D, n*L)``; a view ``(Tb, n, L)`` then takes the max
-    over each page's patches. Pages shorter than the chunk's longest are padded and
-    the padding is set to ``-inf`` before the max.
+    single matrix multiply ``(n*L, D) @ (D, Tb)``; a view ``(n, L, Tb)`` then takes the max
+    over each page's patches. A page shorter than the chunk's longest ``L`` is padded
+    with copies of its own last patch: a duplicate never changes a max. With a
+    ``workspace`` (inference) the patches and similarities go into reused buffers.
     """
     n, longest, dim = len(docs), max(lengths), q_block.shape[1]
-    ragged = any(length != longest for length in lengths)
     docs = [d.to(device=device, dtype=dtype) for d in docs]
-    if workspace is None:  # autograd path: functional ops only
-        patches = (torch.nn.utils.rnn.pad_sequence(docs, batch_first=True) if ragged
-                   else torch.stack(docs)).reshape(n * longest, dim)  # (n*L, D)
-        sims = (q_block @ patches.T).view(-1, n, longest)  # (Tb, n, L)
-    else:  # inference path: copy pages into a reused buffer, multiply into a reused buffer
-        patches = _buffer(workspace, "patches", n * longest * dim, device, dtype).view(n, longest, dim)
-        if ragged:
-            patches.zero_()
-            for i, d in enumerate(docs):
-                patches[i, : d.shape[0]] = d
+    if n == 1:
+        patches = docs[0]  # (L, D) as it is: no copy
+    else:
+        out = None if workspace is None else _buffer(workspace, "patches", (n * longest, dim), device, dtype)
+        if all(length == longest for length in lengths):
+            patches = torch.cat(docs) if out is None else torch.cat(docs, out=out)  # (n*L, D)
         else:
-            torch.cat(docs, out=patches.view(n * longest, dim))
-        out = _buffer(workspace, "sims", q_block.shape[0] * n * longest, device, dtype)
-        sims = torch.mm(q_block, patches.view(n * longest, dim).T,
-                        out=out.view(-1, n * longest)).view(-1, n, longest)  # (Tb, n, L)
-    if ragged:
-        real = torch.arange(longest, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
-        sims = sims.masked_fill(~real[None], float("-inf"))  # padding can never win the max
-    return sims.amax(dim=2).float()  # (Tb, n)
+            starts = torch.tensor([0, *lengths[:-1]], device=device).cumsum(0)  # (n,) first row of each page
+            last = torch.tensor(lengths, device=device) - 1  # (n,)
+            rows = starts[:, None] + torch.arange(longest, device=device).minimum(last[:, None])  # (n, L)
+            stacked = torch.cat(docs)  # (sum P, D)
+            patches = (stacked[rows.flatten()] if out is None
+                       else torch.index_select(stacked, 0, rows.flatten(), out=out))  # (n*L, D)
+    if workspace is None:
+        sims = patches @ q_block.T  # (n*L, Tb)
+    else:
+        sims = torch.mm(patches, q_block.T,
+                        out=_buffer(workspace, "sims", (n * longest, q_block.shape[0]), device, dtype))
+    return sims.view(n, longest, -1).amax(dim=1)  # (n, Tb)
 
 
 def maxsim_naive(queries: MultiVectors, documents: MultiVectors, *,
