@@ -77,6 +77,10 @@ def _check_features(image_features, text_features) -> None:
 
 def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
     """A 0-d tensor on ``like``'s device and dtype (keeps the autograd graph)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: no tensor op to check
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return torch.tensor(float(value), dtype=like.dtype, device=like.device)
     t = torch.as_tensor(value, device=like.device)
     if t.numel() != 1:
         raise ValueError(f"{name} must be a scalar (number or 1-element tensor), got shape {tuple(t.shape)}")
