@@ -77,6 +77,10 @@ def _check_features(image_features, text_features) -> None:
 
 def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
     """A 0-d tensor on ``like``'s device and dtype (keeps the autograd graph)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: no tensor op to check
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return torch.tensor(float(value), dtype=like.dtype, device=like.device)
     t = torch.as_tensor(value, device=like.device)
     if t.numel() != 1:
         raise ValueError(f"{name} must be a scalar (number or 1-element tensor), got shape {tuple(t.shape)}")
@@ -109,6 +113,64 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
 
 
 # ----------------------------------------------------------------------------- SigLIP
+
+class _DenseSoftplusSum(torch.autograd.Function):
+    """``Σ_ij softplus(z_ij)`` (minus ``Σ_i z_ii`` when ``positives``), ``z = s · x yᵀ + b``.
+
+    The dense sigmoid loss with a hand-written backward that works on one logit buffer:
+    the forward pass scales and shifts the matmul's output in place and keeps it; the
+    backward pass turns it into ``G = σ(z)`` in place (minus 1 on the diagonal for
+    positives), then ``∂/∂x = s·G y``, ``∂/∂y = s·Gᵀ x``, ``∂/∂s = Σ_i x_i·(G y)_i`` and
+    ``∂/∂b = ΣG``. Autograd would instead keep ``z``, build a gradient matrix for the
+    softplus, another for the diagonal and add them: three ``(N, M)`` buffers where this
+    needs one. The logits are saved with ``save_for_backward`` (saved-tensor hooks, e.g.
+    offloading, see them). Only first derivatives; a second backward through the same
+    graph (``retain_graph=True``) recomputes ``z``.
+    """
+
+    @staticmethod
+    def _logits(x, y, scale, bias):
+        z = x @ y.T  # (N, M) cosines
+        z.mul_(scale)  # in place: one (N, M) buffer for the logits
+        return z if bias is None else z.add_(bias)
+
+    @staticmethod
+    def forward(ctx, x, y, scale, bias, positives):
+        z = _DenseSoftplusSum._logits(x, y, scale, bias)  # (N, M)
+        total = F.softplus(z).sum()
+        if positives:  # softplus(-z) = softplus(z) - z: the diagonal pairs become positives
+            total = total - z.diagonal().sum()
+        ctx.positives, ctx.has_bias, ctx.logits_used = positives, bias is not None, False
+        ctx.save_for_backward(x, y, scale, bias if bias is not None else scale, z)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, y, scale, bias, z = ctx.saved_tensors
+        need_x, need_y, need_s, need_b = ctx.needs_input_grad[:4]
+        if ctx.logits_used:  # a second backward through this graph (retain_graph): recompute
+            z = _DenseSoftplusSum._logits(x, y, scale, bias if ctx.has_bias else None)  # (N, M)
+        ctx.logits_used = True
+        # σ(z) = d softplus(z) / dz, written over the saved logits (through .data, so that a
+        # retained graph can still unpack them and then recomputes them, above)
+        g = torch.sigmoid_(z.data)  # (N, M)
+        if ctx.positives:
+            g.diagonal().sub_(1)  # d(-z_ii) / dz_ii = -1
+        grad_x = grad_y = grad_s = grad_b = None
+        step = grad_out * scale  # chain rule through z = s · x yᵀ + b
+        if need_x or need_s:
+            gy = g @ y  # (N, D)
+            if need_s:
+                grad_s = grad_out * (x * gy).sum()
+            if need_x:
+                grad_x = gy.mul_(step)
+        if need_y:
+            grad_y = (g.T @ x).mul_(step)  # (M, D)
+        if need_b and ctx.has_bias:
+            grad_b = grad_out * g.sum()
+        return grad_x, grad_y, grad_s, grad_b, None
+
 
 class _ChunkedSoftplusSum(torch.autograd.Function):
     """``Σ_ij softplus(s · x_i·y_j + b)``, computed ``chunk_size`` texts at a time.
@@ -179,11 +241,7 @@ def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):
             diagonal = scale * (x * y).sum(dim=1)  # (N,) O(N·D), no N×N matrix
             total = total - (diagonal.sum() + (0 if bias is None else bias * x.shape[0]))
         return total
-    z = (scale * x) @ y.T  # (N, M)
-    if bias is not None:
-        z += bias  # in place: the matmul keeps its inputs, not its output, for backward
-    total = F.softplus(z).sum()
-    return total - z.diagonal().sum() if positives else total
+    return _DenseSoftplusSum.apply(x, y, scale, bias, positives)
 
 
 def siglip_loss(image_features, text_features, logit_scale, logit_bias=None, *, chunk_size=None):
@@ -283,7 +341,7 @@ class _RingShift(torch.autograd.Function):
 def _exchange(tensor, send_to, recv_from):
     import torch.distributed as dist
 
-    received = torch.empty_like(tensor)
+    received = torch.empty_like(tensor, memory_format=torch.contiguous_format)  # recv needs contiguous
     ops = [dist.P2POp(dist.isend, tensor.contiguous(), send_to), dist.P2POp(dist.irecv, received, recv_from)]
     for request in dist.batch_isend_irecv(ops):
         request.wait()

@@ -103,7 +103,18 @@ def test_chunked_siglip_keeps_no_nxn_for_backward():
     saved.clear()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         siglip_loss(x, y, t.exp(), b).backward()
-    assert max(saved) == n * n  # the dense loss keeps σ(z) for its backward pass
+    assert max(saved) == n * n  # the dense loss keeps its logits for the backward pass
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_siglip_backward_twice_through_a_retained_graph(bias):
+    """The dense backward reuses the saved logits in place; a second backward recomputes them."""
+    x, y, t, b = _inputs(32, 8, torch.float64, bias=bias)
+    loss = siglip_loss(x, y, t.exp(), b)
+    first = torch.autograd.grad(loss, (x, y, t) + ((b,) if bias else ()), retain_graph=True)
+    second = torch.autograd.grad(loss, (x, y, t) + ((b,) if bias else ()))
+    for g1, g2 in zip(first, second):
+        torch.testing.assert_close(g1, g2)
 
 
 @pytest.mark.parametrize("fn", [clip_loss, siglip_loss])

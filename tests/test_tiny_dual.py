@@ -60,5 +60,9 @@ def test_trains_with_mmcourse_train_and_evaluates(data, loss_name, loss_fn):
 def test_run_trial_reports_settings(data):
     result = run_trial("siglip", 16, seed=0, train_data=data, eval_data=data, examples=64)
     assert result["steps"] == 4 and result["batch_size"] == 16 and math.isfinite(result["final_loss"])
+    warmed = run_trial("clip", 8, seed=0, train_data=data, eval_data=data, examples=160, lr=1e-3, warmup=0.25)
+    assert warmed["steps"] == 20 and warmed["warmup_steps"] == 5 and warmed["lr"] == 1e-3
+    with pytest.raises(ValueError, match="warmup"):
+        run_trial("clip", 16, 0, data, data, examples=64, warmup=1.5)
     with pytest.raises(ValueError, match="loss"):
         run_trial("triplet", 16, 0, data, data, examples=64)
