@@ -185,10 +185,9 @@ class _ChunkedSoftplusSum(torch.autograd.Function):
     def forward(ctx, x, y, scale, bias, chunk_size):
         ctx.chunk_size = chunk_size
         ctx.has_bias = bias is not None
-        xs = scale * x  # (N, D)
         total = x.new_zeros(())
         for start in range(0, y.shape[0], chunk_size):
-            z = xs @ y[start:start + chunk_size].T  # (N, c)
+            z = (x @ y[start:start + chunk_size].T).mul_(scale)  # (N, c); no scaled copy of x
             if bias is not None:
                 z += bias
             total += F.softplus(z).sum()
@@ -199,19 +198,18 @@ class _ChunkedSoftplusSum(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, y, scale, bias = ctx.saved_tensors
         need_x, need_y, need_s, need_b = ctx.needs_input_grad[:4]
-        xs = scale * x  # (N, D)
         gy = torch.zeros_like(x)  # (N, D) accumulates G y
         gx = torch.empty_like(y) if need_y else None  # (M, D) rows of Gᵀ x
         gsum = x.new_zeros(())
         for start in range(0, y.shape[0], ctx.chunk_size):
             yc = y[start:start + ctx.chunk_size]  # (c, D)
-            g = xs @ yc.T  # (N, c)
+            g = (x @ yc.T).mul_(scale)  # (N, c)
             if ctx.has_bias:
                 g += bias
             g = torch.sigmoid_(g)  # σ(z) = d softplus(z) / dz
             gy.addmm_(g, yc)
             if need_y:
-                gx[start:start + ctx.chunk_size] = g.T @ x
+                torch.mm(g.T, x, out=gx[start:start + ctx.chunk_size])  # (c, D)
             if need_b and ctx.has_bias:
                 gsum += g.sum()
         grad_x = gy.mul_(grad_out * scale) if need_x and not need_s else None

@@ -17,14 +17,12 @@ not asserted: the load average before and after, and MaxSim's parts alone on one
 (best of 3: the 2048 x 2048 matmul, the plain K = 128 products, and the max pass), which show how
 close to the machine's limit the products with K = 128 can get at all.
 
-Peak memory on CPU: glibc is told to serve every block over 64 KiB with mmap (so freed
-tensors go back to the OS), the kernel's resident-set high-water mark is reset through
-``/proc/self/clear_refs`` and read back from ``/proc/self/status``. On CUDA:
+Peak memory on CPU: :func:`mmcourse.memory.peak_memory` (the kernel's resident-set
+high-water mark, with glibc giving large blocks fresh pages while it measures). On CUDA:
 ``torch.cuda.max_memory_allocated``.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import statistics
 import time
@@ -32,6 +30,7 @@ import time
 import pytest
 import torch
 
+from mmcourse.memory import peak_memory, peak_memory_supported
 from mmcourse.retrieval import maxsim
 
 N_QUERIES, Q_TOKENS = 32, 30
@@ -53,24 +52,6 @@ def colpali_engine_formula(qs, ps, batch_size: int = 128, device="cpu"):
 
 
 # ---- peak memory -------------------------------------------------------------------------
-def _force_mmap():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: fixed 64 KiB, returned to the OS on free
-        libc.mallopt(-1, 0)  # M_TRIM_THRESHOLD: trim the heap eagerly
-        return True
-    except OSError:
-        return False
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def peak_extra_mib(fn, device) -> tuple[float, object]:
     """Run ``fn()`` and return (peak memory above the starting point in MiB, its result)."""
     if device.type == "cuda":
@@ -80,11 +61,8 @@ def peak_extra_mib(fn, device) -> tuple[float, object]:
         out = fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20, out
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current resident set
-    base = _rss_kib("VmRSS")
-    out = fn()
-    return (_rss_kib("VmHWM") - base) / 1024, out
+    peak = peak_memory(fn)
+    return peak.mib, peak.result
 
 
 def timed(fn, device) -> float:
@@ -140,8 +118,8 @@ def one_thread_parts(device, flops: float, repeats: int = 3) -> tuple[float, flo
 
 def test_maxsim_speed_memory_and_matmul_efficiency():
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cpu" and not _force_mmap():
-        pytest.skip("peak-memory measurement needs glibc's mallopt (Linux)")
+    if device.type == "cpu" and not peak_memory_supported():
+        pytest.skip("peak-memory measurement needs Linux (/proc/self/clear_refs)")
     gen = torch.Generator().manual_seed(0)
     qs = [torch.nn.functional.normalize(torch.randn(Q_TOKENS, DIM, generator=gen), dim=-1).to(device)
           for _ in range(N_QUERIES)]
