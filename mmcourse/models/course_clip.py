@@ -50,6 +50,21 @@ TRAIN_TEMPLATES: tuple[str, ...] = (
     "a {shape} coloured {color}",
     "there is a {color} {shape} in the picture",
 )
+# Attribute-only captions (no paraphrase words): a caption that names one attribute.
+COLOR_TEMPLATES: tuple[str, ...] = (
+    "something {color}",
+    "a {color} thing",
+    "a photo of something {color}.",
+    "a {color} object",
+    "an object coloured {color}",
+)
+SHAPE_TEMPLATES: tuple[str, ...] = (
+    "a {shape}",
+    "a photo of a {shape}.",
+    "a drawing of a {shape}.",
+    "the object is a {shape}",
+    "a {shape} of some colour",
+)
 
 
 @dataclass
@@ -77,6 +92,9 @@ class CourseClipConfig:
     weight_decay: float = 0.1  # AdamW weight decay (keeps the text projection from overfitting 18 combos)
     logit_scale_init: float = 50.0  # initial temperature multiplier (frozen-text cosines are close together)
     max_logit_scale: float = 100.0  # clamp of the learned temperature multiplier, as in CLIP
+    gray_shapes: bool = False  # shape-only groups see their images in grayscale (shape without colour)
+    text_projection_init: str = "random"  # "random" (library init) or "pca": the training captions' principal directions
+    attribute_groups: int = 0  # per step, this many extra colour-only (6) and shape-only (4) mini-batches
     seed: int = 0  # everything (scenes, init, batches) follows from it
 
     def version(self) -> str:
@@ -105,6 +123,12 @@ class CourseDualEncoder(VisionTextDualEncoderModel):
         pooled = mean_pool(out.last_hidden_state, attention_mask)  # (B, 384)
         return self.text_projection(pooled)  # (B, D)
 
+    def get_image_features(self, pixel_values=None, **kwargs):
+        out = self.vision_model(pixel_values=pixel_values, return_dict=True, **kwargs)
+        pooled = out.pooler_output.flatten(1)  # (B, C): a CNN pools to (B, C, 1, 1)
+        out.pooler_output = self.visual_projection(pooled)  # (B, D)
+        return out
+
 
 # ----------------------------------------------------------------------------- building
 def _processor(tokenizer, image_size: int):
@@ -117,14 +141,21 @@ def _processor(tokenizer, image_size: int):
 
 def build_model(config: CourseClipConfig):
     """Untrained model and processor: tiny ViT (random) + frozen all-MiniLM-L6-v2."""
-    from transformers import (CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel,
+    from transformers import (CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel, ResNetConfig, ResNetModel,
                               VisionTextDualEncoderConfig)
 
     from .minilm import load_minilm
 
     tokenizer, text_model = load_minilm("cpu")
     torch.manual_seed(config.seed)
-    if config.vision_tower == "convnext":
+    if config.vision_tower == "resnet":
+        widths = list(config.convnext_widths)
+        vision_config = ResNetConfig(num_channels=3, embedding_size=widths[0], hidden_sizes=widths,
+                                     depths=list(config.convnext_depths), layer_type="basic",
+                                     downsample_in_first_stage=False)
+        vision_config.hidden_size = widths[-1]  # the pooled feature size the visual projection reads
+        vision_model = ResNetModel(vision_config)
+    elif config.vision_tower == "convnext":
         widths = list(config.convnext_widths)
         # hidden_size: the pooled feature size the dual encoder's visual projection reads
         vision_config = ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=widths,
@@ -196,13 +227,42 @@ def _training_pool(config: CourseClipConfig, processor=None):
     return pixels, combo_ids, combos
 
 
-def _caption_features(combos, tokenizer, text_model) -> torch.Tensor:
-    """Frozen pooled MiniLM features of every training caption, ``(len(combos)·T, 384)``."""
-    captions = [t.format(color=c, shape=s) for c, s in combos for t in TRAIN_TEMPLATES]
+def _pooled_features(captions: list[str], tokenizer, text_model) -> torch.Tensor:
+    """Frozen pooled MiniLM features of ``captions``, ``(len(captions), 384)``."""
     tokens = tokenizer(captions, padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():
         out = text_model(**tokens, return_dict=True)
     return mean_pool(out.last_hidden_state, tokens["attention_mask"])  # (C, 384)
+
+
+def _caption_features(combos, tokenizer, text_model) -> torch.Tensor:
+    """Frozen pooled MiniLM features of every training caption, ``(len(combos)·T, 384)``."""
+    captions = [t.format(color=c, shape=s) for c, s in combos for t in TRAIN_TEMPLATES]
+    return _pooled_features(captions, tokenizer, text_model)
+
+
+def _grayscale(pixels: torch.Tensor, processor) -> torch.Tensor:
+    """Normalised pixels ``(B, 3, S, S)`` → the same images in grayscale (luma), normalised again."""
+    mean = torch.tensor(processor.image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+    rgb = pixels * std + mean  # (B, 3, S, S) in [0, 1]
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (B, 1, S, S)
+    return (luma.expand_as(rgb) - mean) / std  # (B, 3, S, S)
+
+
+def grouped_clip_loss(sizes):
+    """``clip_loss`` summed over consecutive groups of a batch (each group its own CLIP batch)."""
+    from ..losses import clip_loss
+
+    def loss(image_features, text_features, logit_scale, logit_bias=None):
+        total, start = 0.0, 0
+        for n in sizes:
+            total = total + clip_loss(image_features[start:start + n], text_features[start:start + n],
+                                      logit_scale, logit_bias)
+            start += n
+        return total
+
+    return loss
 
 
 def train_course_clip(config: CourseClipConfig | None = None, progress: bool = True, device: str = "cpu"):
@@ -210,36 +270,73 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
 
     Each step holds every training combination once per ``repeats_per_step`` (so no two
     images in a batch are negatives of each other by accident... unless repeats > 1),
-    each image with a random caption template and a random flip / quarter turn.
+    each image with a random caption template; then ``attribute_groups`` colour-only
+    groups (one image per colour, "something red") and shape-only groups (one image per
+    shape, "a star"), each group a CLIP batch of its own.
     """
+    from ..data import shapes
     from ..losses import clip_loss
     from ..training import train
 
     config = config or CourseClipConfig()
     model, processor = build_model(config)
     pixels, combo_ids, combos = _training_pool(config, processor)
-    caption_features = _caption_features(combos, processor.tokenizer, model.text_model)
+    tok, text_model = processor.tokenizer, model.text_model
+    colors, shape_names = list(shapes.COLORS), list(shapes.SHAPES)
+    caption_features = torch.cat([
+        _caption_features(combos, tok, text_model),
+        _pooled_features([t.format(color=c) for c in colors for t in COLOR_TEMPLATES], tok, text_model),
+        _pooled_features([t.format(shape=s) for s in shape_names for t in SHAPE_TEMPLATES], tok, text_model),
+    ])  # (18·T + 6·Tc + 4·Ts, 384)
+    if config.text_projection_init == "pca" and config.train_text_projection:
+        # rows = the top principal directions of the training captions: the projection starts as an
+        # orthogonal projection onto what the captions span, ignoring directions no caption uses
+        _, _, vh = torch.linalg.svd(caption_features, full_matrices=False)  # vh: (min(C, 384), 384)
+        with torch.no_grad():
+            model.text_projection.weight.copy_(vh[:config.projection_dim])  # (D, 384)
+    color_offset = len(combos) * len(TRAIN_TEMPLATES)
+    shape_offset = color_offset + len(colors) * len(COLOR_TEMPLATES)
     n_templates = len(TRAIN_TEMPLATES)
     members = [torch.nonzero(combo_ids == i).flatten() for i in range(len(combos))]
+    by_color = [[i for i, (c, _) in enumerate(combos) if c == color] for color in colors]
+    by_shape = [[i for i, (_, s) in enumerate(combos) if s == shape] for shape in shape_names]
     gen = torch.Generator().manual_seed(config.seed)
+
+    def pick(combo: int) -> int:
+        idx = members[combo]
+        return idx[torch.randint(len(idx), (1,), generator=gen)].item()
+
+    def choice(seq):
+        return seq[int(torch.randint(len(seq), (1,), generator=gen))]
 
     def batch(step: int):
         picks, captions = [], []
         for _ in range(config.repeats_per_step):
-            for i, idx in enumerate(members):
-                picks.append(idx[torch.randint(len(idx), (1,), generator=gen)].item())
+            for i in range(len(combos)):
+                picks.append(pick(i))
                 captions.append(i * n_templates + int(torch.randint(n_templates, (1,), generator=gen)))
+        for _ in range(config.attribute_groups):
+            for k, group in enumerate(by_color):
+                picks.append(pick(choice(group)))
+                captions.append(color_offset + k * len(COLOR_TEMPLATES) + choice(range(len(COLOR_TEMPLATES))))
+            for k, group in enumerate(by_shape):
+                picks.append(pick(choice(group)))
+                captions.append(shape_offset + k * len(SHAPE_TEMPLATES) + choice(range(len(SHAPE_TEMPLATES))))
         x = pixels[picks]  # (B, 3, S, S)
-        turns = torch.randint(4, (len(picks),), generator=gen)
-        flips = torch.randint(2, (len(picks),), generator=gen)
-        if not config.augment:
-            return x, torch.tensor(captions)
-        x = torch.stack([torch.rot90(img.flip(2) if f else img, int(k), dims=(1, 2))
-                         for img, k, f in zip(x, turns, flips)])  # random flip and quarter turn
+        if config.gray_shapes and config.attribute_groups:
+            is_shape = torch.tensor([c >= shape_offset for c in captions])  # (B,)
+            x = torch.where(is_shape[:, None, None, None], _grayscale(x, processor), x)  # (B, 3, S, S)
+        if config.augment:
+            turns = torch.randint(4, (len(picks),), generator=gen)
+            flips = torch.randint(2, (len(picks),), generator=gen)
+            x = torch.stack([torch.rot90(img.flip(2) if f else img, int(k), dims=(1, 2))
+                             for img, k, f in zip(x, turns, flips)])  # random flip and quarter turn
         return x, torch.tensor(captions)
 
+    sizes = [len(combos)] * config.repeats_per_step + [len(colors), len(shape_names)] * config.attribute_groups
+    loss_fn = clip_loss if len(sizes) == 1 else grouped_clip_loss(sizes)
     step_model = _LockedTextStep(model, caption_features, config.max_logit_scale)
-    history = train(step_model, batch, clip_loss, steps=config.steps, lr=config.lr,
+    history = train(step_model, batch, loss_fn, steps=config.steps, lr=config.lr,
                     weight_decay=config.weight_decay, warmup=config.warmup, schedule="cosine",
                     device=device, seed=config.seed, progress=progress, desc=f"training {NAME}")
     model.to("cpu").eval()
