@@ -178,7 +178,7 @@ def build_model(config: CourseClipConfig):
     model = CourseDualEncoder(dual_config, vision_model=vision_model, text_model=text_model)
     model.text_model.requires_grad_(False)
     text_dim = text_model.config.hidden_size
-    if not config.train_text_projection:
+    if not config.train_text_projection and config.text_projection_init == "random":
         if config.projection_dim != text_dim:
             raise ValueError(f"a frozen identity text projection needs projection_dim == {text_dim}")
         with torch.no_grad():
@@ -288,14 +288,24 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
         _pooled_features([t.format(color=c) for c in colors for t in COLOR_TEMPLATES], tok, text_model),
         _pooled_features([t.format(shape=s) for s in shape_names for t in SHAPE_TEMPLATES], tok, text_model),
     ])  # (18·T + 6·Tc + 4·Ts, 384)
-    if config.text_projection_init == "pca" and config.train_text_projection:
-        # rows = the top principal directions of the training captions: the projection starts as an
-        # orthogonal projection onto what the captions span, ignoring directions no caption uses
-        _, _, vh = torch.linalg.svd(caption_features, full_matrices=False)  # vh: (min(C, 384), 384)
-        with torch.no_grad():
-            model.text_projection.weight.copy_(vh[:config.projection_dim])  # (D, 384)
     color_offset = len(combos) * len(TRAIN_TEMPLATES)
     shape_offset = color_offset + len(colors) * len(COLOR_TEMPLATES)
+    if config.text_projection_init == "combo_pca":
+        # rows = the principal directions of the per-combination mean captions: what tells combinations
+        # apart, not how a caption is worded
+        means = caption_features[:color_offset].view(len(combos), len(TRAIN_TEMPLATES), -1).mean(1)  # (18, 384)
+        _, _, vh = torch.linalg.svd(means, full_matrices=False)  # (18, 384)
+        with torch.no_grad():
+            model.text_projection.weight.copy_(vh[:config.projection_dim])  # (D, 384)
+        model.text_projection.requires_grad_(config.train_text_projection)
+    if config.text_projection_init == "pca":
+        # rows = the top principal directions of the (centred) training captions: the projection keeps
+        # the few directions in which the captions differ and drops the rest of MiniLM's 384
+        captions = caption_features[:color_offset]  # (18·T, 384)
+        _, _, vh = torch.linalg.svd(captions - captions.mean(0), full_matrices=False)  # (18·T, 384)
+        with torch.no_grad():
+            model.text_projection.weight.copy_(vh[:config.projection_dim])  # (D, 384)
+        model.text_projection.requires_grad_(config.train_text_projection)
     n_templates = len(TRAIN_TEMPLATES)
     members = [torch.nonzero(combo_ids == i).flatten() for i in range(len(combos))]
     by_color = [[i for i, (c, _) in enumerate(combos) if c == color] for color in colors]
