@@ -11,7 +11,7 @@ import mmcourse
 from mmcourse.data import shapes
 from mmcourse.models import course_clip
 
-TINY = dict(images_per_combo=3, steps=3, warmup=1, convnext_widths=(8, 8, 16))
+TINY = dict(images_per_combo=3, steps=3, warmup=1, cnn_widths=(8, 8, 16), projection_dim=8)
 
 
 @pytest.fixture(scope="module")
