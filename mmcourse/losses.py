@@ -53,7 +53,7 @@ SIGLIP_INIT_LOGIT_BIAS = -10.0  # SigLIP paper: b = -10
 # ----------------------------------------------------------------------------- checks
 
 def _check_features(image_features, text_features) -> None:
-    """Raise ``ValueError`` for anything but two finite ``(N, D)`` tensors of one shape."""
+    """Raise for anything but two ``(N, D)`` tensors of one shape (finiteness: :func:`_finite_or_raise`)."""
     for name, x in (("image_features", image_features), ("text_features", text_features)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
@@ -64,19 +64,31 @@ def _check_features(image_features, text_features) -> None:
             "image_features and text_features must have the same shape (N, D), got "
             f"image_features {tuple(image_features.shape)} and text_features {tuple(text_features.shape)}"
         )
-    # A NaN or inf anywhere makes the sum non-finite: one cheap reduction per tensor in the
-    # common case; the exact element check runs only when the sum is not finite (an overflow
-    # of huge but finite values then passes it).
-    if bool(torch.isfinite(image_features.detach().sum() + text_features.detach().sum())):
-        return
-    for name, x in (("image_features", image_features), ("text_features", text_features)):
+
+
+def _finite_or_raise(loss: torch.Tensor, **inputs) -> torch.Tensor:
+    """Return ``loss``; if it is not finite, raise ``ValueError`` naming the first non-finite input.
+
+    A NaN or inf in the features, the scale or the bias always makes the loss non-finite
+    (every row meets its own positive pair), so one scalar test covers the common case
+    and the exact element check runs only then. A non-finite loss from finite inputs (an
+    overflow) is returned as it is.
+    """
+    if bool(torch.isfinite(loss.detach())):
+        return loss
+    for name, x in inputs.items():
+        if not isinstance(x, torch.Tensor):
+            continue
         bad = int((~torch.isfinite(x.detach())).sum())
+        if bad and x.numel() == 1:
+            raise ValueError(f"{name} must be finite, got {x.item()}")
         if bad:
             raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); check the encoder's output")
+    return loss
 
 
 def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
-    """A 0-d tensor on ``like``'s device and dtype (keeps the autograd graph)."""
+    """A 0-d tensor on ``like``'s device and dtype (keeps the autograd graph); a Python number must be finite."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: no tensor op to check
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
@@ -84,10 +96,7 @@ def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
     t = torch.as_tensor(value, device=like.device)
     if t.numel() != 1:
         raise ValueError(f"{name} must be a scalar (number or 1-element tensor), got shape {tuple(t.shape)}")
-    t = t.reshape(())
-    if not bool(torch.isfinite(t.detach())):
-        raise ValueError(f"{name} must be finite, got {t.item()}")
-    return t.to(like.dtype)
+    return t.reshape(()).to(like.dtype)  # finiteness: checked on the loss (_finite_or_raise)
 
 
 # ----------------------------------------------------------------------------- CLIP
@@ -109,7 +118,9 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
         positives = positives + bias
     per_image = torch.logsumexp(logits, dim=1)  # (N,) image -> all texts
     per_text = torch.logsumexp(logits, dim=0)  # (N,) text -> all images
-    return (per_image.mean() + per_text.mean()) / 2 - positives.mean()
+    loss = (per_image.mean() + per_text.mean()) / 2 - positives.mean()
+    return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
+                            logit_bias=bias if logit_bias is not None else None)
 
 
 # ----------------------------------------------------------------------------- SigLIP
@@ -255,7 +266,8 @@ def siglip_loss(image_features, text_features, logit_scale, logit_bias=None, *, 
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
     total = _siglip_sum(image_features, text_features, scale, bias, chunk_size, positives=True)
-    return total / image_features.shape[0]
+    return _finite_or_raise(total / image_features.shape[0], image_features=image_features,
+                            text_features=text_features, logit_scale=scale, logit_bias=bias)
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -319,7 +331,9 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
     if logit_bias is not None:
         bias = _as_scalar(logit_bias, image_features, "logit_bias")
         per_image, per_text, positives = per_image + bias, per_text + bias, positives + bias
-    return (torch.logsumexp(per_image, dim=1).mean() + torch.logsumexp(per_text, dim=1).mean()) / 2 - positives.mean()
+    loss = (torch.logsumexp(per_image, dim=1).mean() + torch.logsumexp(per_text, dim=1).mean()) / 2 - positives.mean()
+    return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
+                            logit_bias=bias if logit_bias is not None else None)
 
 
 class _RingShift(torch.autograd.Function):
@@ -372,7 +386,8 @@ def distributed_siglip_loss(image_features, text_features, logit_scale, logit_bi
     for _ in range(world - 1):
         texts = _RingShift.apply(texts, (rank + 1) % world, (rank - 1) % world)  # (n, D) from the left
         total = total + _siglip_sum(image_features, texts, scale, bias, chunk_size, positives=False)
-    return total / image_features.shape[0]
+    return _finite_or_raise(total / image_features.shape[0], image_features=image_features,
+                            text_features=text_features, logit_scale=scale, logit_bias=bias)
 
 
 # ----------------------------------------------------------------------------- modules

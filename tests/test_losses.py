@@ -146,6 +146,23 @@ def test_non_finite_features_rejected(fn, bad):
         fn(torch.randn(4, 8), x, 10.0)
 
 
+@pytest.mark.parametrize("fn", [clip_loss, siglip_loss, lambda *a, **k: siglip_loss(*a, **k, chunk_size=2)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_each_non_finite_input_is_named(fn, bad):
+    """Finiteness is tested on the loss; the error still names the input that caused it."""
+    x, y = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    bad_x = x.clone()
+    bad_x[1, 5] = bad
+    with pytest.raises(ValueError, match="image_features contains 1 non-finite"):
+        fn(bad_x, y, 10.0, -1.0)
+    with pytest.raises(ValueError, match="text_features contains 1 non-finite"):
+        fn(x, bad_x, 10.0, -1.0)
+    with pytest.raises(ValueError, match="logit_scale must be finite"):
+        fn(x, y, torch.tensor(bad), -1.0)
+    with pytest.raises(ValueError, match="logit_bias must be finite"):
+        fn(x, y, 10.0, torch.tensor(bad))
+
+
 def test_bad_chunk_size_and_scale():
     x, y = torch.randn(4, 8), torch.randn(4, 8)
     for bad in (0, -1, 2.5, True):
