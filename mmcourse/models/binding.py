@@ -71,8 +71,8 @@ class ImageTower(nn.Module):
         self.requires_grad_(True)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        pooled = self.vision_model(pixel_values=pixel_values).pooler_output  # (B, W)
-        return self.visual_projection(pooled)  # (B, D)
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output  # (B, W), or (B, W, 1, 1) from a CNN
+        return self.visual_projection(pooled.flatten(1))  # (B, D)
 
 
 class BoundEncoder(nn.Module):
