@@ -112,15 +112,15 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     logits = (scale * image_features) @ text_features.T  # (N, N)
     positives = scale * (image_features * text_features).sum(dim=1)  # (N,) the diagonal
-    if logit_bias is not None:  # a constant shift cancels in softmax, but keep it for parity
-        bias = _as_scalar(logit_bias, image_features, "logit_bias")
+    bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
+    if bias is not None:  # a constant shift cancels in softmax, but keep it for parity
         logits = logits + bias
         positives = positives + bias
     per_image = torch.logsumexp(logits, dim=1)  # (N,) image -> all texts
     per_text = torch.logsumexp(logits, dim=0)  # (N,) text -> all images
     loss = (per_image.mean() + per_text.mean()) / 2 - positives.mean()
     return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
-                            logit_bias=bias if logit_bias is not None else None)
+                            logit_bias=bias)
 
 
 # ----------------------------------------------------------------------------- SigLIP
@@ -328,12 +328,12 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
     per_image = (scale * image_features) @ all_texts.T  # (n, W·n) my images vs every text
     per_text = (scale * text_features) @ all_images.T  # (n, W·n) my texts vs every image
     positives = scale * (image_features * text_features).sum(dim=1)  # (n,)
-    if logit_bias is not None:
-        bias = _as_scalar(logit_bias, image_features, "logit_bias")
+    bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
+    if bias is not None:
         per_image, per_text, positives = per_image + bias, per_text + bias, positives + bias
     loss = (torch.logsumexp(per_image, dim=1).mean() + torch.logsumexp(per_text, dim=1).mean()) / 2 - positives.mean()
     return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
-                            logit_bias=bias if logit_bias is not None else None)
+                            logit_bias=bias)
 
 
 class _RingShift(torch.autograd.Function):

@@ -130,3 +130,34 @@ def test_zero_shot_probabilities():
         zero_shot_classify(model, images, [])
     with pytest.raises(ValueError, match="activation"):
         zero_shot_classify(model, images, ["cat"], activation="relu")
+
+
+@pytest.mark.parametrize("n,r,k", [(6, 1, 1), (6, 2, 3), (7, 3, 2), (5, 5, 1), (4, 1, 9)])
+def test_hit_at_k_chance_matches_every_ranking(n, r, k):
+    """The closed form equals the mean hit over all n! rankings."""
+    import itertools
+
+    from mmcourse.retrieval import hit_at_k_chance
+
+    hits = [any(c < r for c in order[:k]) for order in itertools.permutations(range(n))]
+    assert hit_at_k_chance(n, r, k) == pytest.approx(np.mean(hits), abs=1e-12)
+    with pytest.raises(ValueError, match="n_relevant"):
+        hit_at_k_chance(n, 0, k)
+
+
+def test_composition_hit_rate_by_hand():
+    from mmcourse.retrieval import composition_hit_rate
+
+    items = torch.eye(3)  # three orthogonal "concepts"
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    gallery = torch.nn.functional.normalize(torch.stack([items[a] + items[b] for a, b in pairs] + list(items)), dim=-1)
+    contents = [set(p) for p in pairs] + [{0}, {1}, {2}]
+    assert composition_hit_rate(items, items, gallery, contents, k=1) == 1.0
+    # a second modality that swaps items 1 and 2: only pairs whose sum still lands on the right scene hit
+    swapped = items[[0, 2, 1]]
+    # (0,1)->0+2 wrong, (0,2)->0+1 wrong, (1,0)->1+0 right, (1,2)->1+1 wrong, (2,0)->2+0 right, (2,1)->2+2 wrong
+    assert composition_hit_rate(items, swapped, gallery, contents, k=1) == pytest.approx(2 / 6)
+    with pytest.raises(ValueError, match="no gallery entry holds exactly"):
+        composition_hit_rate(items, items, gallery[:2], contents[:2])
+    with pytest.raises(ValueError, match="one shape"):
+        composition_hit_rate(items, items[:2], gallery, contents)

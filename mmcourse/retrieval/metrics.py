@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["recall_at_k", "ndcg_at_k", "mean_average_precision", "relevance_matrix"]
+__all__ = ["recall_at_k", "hit_at_k_chance", "ndcg_at_k", "mean_average_precision", "relevance_matrix"]
 
 
 def _scores(scores: Any) -> np.ndarray:
@@ -106,6 +106,19 @@ def recall_at_k(scores, relevance, k: int, per_query: bool = False, hit: bool = 
     found = np.take_along_axis(rel, top, axis=1).sum(1)  # (Q,)
     values = (found > 0).astype(float) if hit else found / rel.sum(1)
     return _reduce(values, per_query)
+
+
+def hit_at_k_chance(n_candidates: int, n_relevant: int, k: int) -> float:
+    """What ``recall_at_k(..., hit=True)`` scores for a random ranking: the chance that at
+    least one of ``n_relevant`` among ``n_candidates`` lands in the top ``k``,
+    ``1 - C(n - r, k) / C(n, k)``."""
+    import math
+
+    if not 1 <= n_relevant <= n_candidates:
+        raise ValueError(f"need 1 <= n_relevant <= n_candidates, got n_relevant={n_relevant!r}, "
+                         f"n_candidates={n_candidates!r}")
+    k = _check_k(k, n_candidates)
+    return 1 - math.comb(n_candidates - n_relevant, k) / math.comb(n_candidates, k)
 
 
 def ndcg_at_k(scores, relevance, k: int, per_query: bool = False):
