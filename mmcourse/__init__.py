@@ -45,11 +45,14 @@ _PUBLIC = {
     "evaluate_on_scenes": "mmcourse.scene_benchmark",
     # search
     "MultimodalIndex": "mmcourse.search",
+    # measured results (what prose and the README may quote)
+    "record": "mmcourse.results",
+    "claim": "mmcourse.results",
 }
 
 _SUBMODULES = {
     "env", "errors", "data", "models", "training", "losses", "audio", "retrieval",
-    "search", "viz", "widgets", "exercises", "scale", "memory", "probabilities", "scene_benchmark",
+    "search", "viz", "widgets", "exercises", "scale", "memory", "probabilities", "scene_benchmark", "results",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
