@@ -9,6 +9,8 @@ in place with nbclient (so readers see outputs), and cleaned of volatile metadat
     python tools/nb.py script notebooks/01_x.ipynb > 01_x.py          # back to a script for editing
     python tools/nb.py exercises                                     # regenerate exercises/ from mmcourse.exercises
     python tools/nb.py interview                                     # regenerate and run notebooks/09_interview_prep
+    python tools/nb.py sync                                          # refresh result markers in notebooks and README
+    python tools/nb.py truth                                         # list prose numbers nothing measured, set or cites
 """
 from __future__ import annotations
 
@@ -55,8 +57,15 @@ def build(src: pathlib.Path, dst: pathlib.Path) -> None:
 
 
 def run_and_save(nb, dst: pathlib.Path) -> None:
+    from mmcourse.results import records_in_notebook, render_markers
+
     start = time.perf_counter()
     execute(nb, dst.parent.resolve())
+    results = all_results()
+    results.update(records_in_notebook(nb))  # this run's records win over the stored ones
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = render_markers(cell.source, results)
     nbformat.write(clean(nb), dst)
     print(f"{dst}: executed in {time.perf_counter() - start:.1f} s")
 
@@ -75,7 +84,96 @@ def write_exercises() -> None:
         print(f"wrote exercises/{name} ({sum(c.cell_type == 'code' for c in nb.cells)} code cells)")
 
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def notebook_paths() -> list[pathlib.Path]:
+    return sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+def prose_checked(path: pathlib.Path) -> bool:
+    """Course notebooks state claims; exercise notebooks state problem settings (only their markers are checked)."""
+    return path.parent.name == "notebooks"
+
+
+def code_and_outputs(nb) -> str:
+    """Everything a notebook's cells show or set: code sources and the text of every output."""
+    from mmcourse.results import RESULT_MIME
+
+    parts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        parts.append(cell.source)
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            data = out.get("data", {})
+            parts.append(data.get("text/plain", ""))
+            if RESULT_MIME in data:
+                parts.append(data[RESULT_MIME]["text"])
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def all_results() -> dict[str, str]:
+    """Every recorded result: the notebooks' stored records and the benchmarks' file."""
+    from mmcourse.results import load_bench_results, records_in_notebook
+
+    results = load_bench_results()
+    for path in notebook_paths():
+        results.update(records_in_notebook(nbformat.read(path, as_version=4)))
+    return results
+
+
+def sync() -> None:
+    """Rewrite every marker in the notebooks' markdown and the README from the recorded results."""
+    from mmcourse.results import render_markers
+
+    results = all_results()
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                new = render_markers(cell.source, results)
+                changed |= new != cell.source
+                cell.source = new
+        if changed:
+            nbformat.write(nb, path)
+            print(f"synced {path.relative_to(ROOT)}")
+    readme = ROOT / "README.md"
+    new = render_markers(readme.read_text(), results)
+    if new != readme.read_text():
+        readme.write_text(new)
+        print("synced README.md")
+
+
+def truth_problems() -> list[str]:
+    """Stale markers and unsupported prose numbers in every notebook and the README."""
+    from mmcourse import truth
+
+    results = all_results()
+    problems: list[str] = []
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        where = f"{path.relative_to(ROOT)} "
+        for cell in markdown:
+            problems += truth.stale_markers(cell, results, where)
+        if prose_checked(path):
+            problems += [str(p) for p in truth.unsupported_numbers(markdown, code_and_outputs(nb), where)]
+    readme = (ROOT / "README.md").read_text()
+    problems += truth.stale_markers(readme, results, "README.md ")
+    problems += truth.untagged_table_numbers(readme)
+    return problems
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["sync"]:
+        return sync()
+    if argv[:1] == ["truth"]:
+        problems = truth_problems()
+        print("\n".join(problems) or "no problems")
+        sys.exit(1 if problems else 0)
     if argv[:1] == ["exercises"]:
         return write_exercises()
     if argv[:1] == ["interview"]:

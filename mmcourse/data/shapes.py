@@ -47,12 +47,14 @@ TEMPLATES: tuple[str, ...] = (
     "a picture showing a {color} {shape}.",
     "a simple {color} {shape} on a plain background",
 )
-# Words never used in training captions: zero-shot prompts with these test paraphrase robustness.
+# Words that never occur in training captions, not even inside another word ("navy blue", "lemon-yellow" and
+# "starburst" would leak a training word): zero-shot prompts with these test paraphrase robustness, and
+# tests/test_shapes.py checks the rule against the tokenizer.
 COLOR_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "red": ("crimson", "scarlet"),
-    "green": ("emerald", "grass-green"),
-    "blue": ("azure", "navy blue"),
-    "yellow": ("golden", "lemon-yellow"),
+    "green": ("emerald", "jade"),
+    "blue": ("azure", "navy"),
+    "yellow": ("golden", "lemon"),
     "purple": ("violet", "lilac"),
     "orange": ("tangerine", "amber"),
 }
@@ -60,7 +62,7 @@ SHAPE_PARAPHRASES: dict[str, tuple[str, ...]] = {
     "circle": ("disc", "round dot"),
     "square": ("box", "four-sided block"),
     "triangle": ("three-sided shape", "pyramid outline"),
-    "star": ("five-pointed star", "starburst"),
+    "star": ("pentagram", "five-pointed figure"),
 }
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
 _ARTICLE = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
