@@ -161,3 +161,18 @@ def test_composition_hit_rate_by_hand():
         composition_hit_rate(items, items, gallery[:2], contents[:2])
     with pytest.raises(ValueError, match="one shape"):
         composition_hit_rate(items, items[:2], gallery, contents)
+
+
+def test_text_only_label_accuracy_counts_prompts_nearest_their_own_label():
+    from mmcourse.retrieval import text_only_label_accuracy
+
+    vectors = {"cat": [1.0, 0.0], "dog": [0.0, 1.0], "kitty": [0.9, 0.1], "pup": [0.2, 0.8], "hound": [0.7, 0.3]}
+
+    def embed(texts):  # a toy text tower: 'hound' sits nearer 'cat' than 'dog'
+        return torch.tensor([vectors[t] for t in texts])
+
+    synonyms = {"cat": ["kitty"], "dog": ["pup", "hound"]}
+    acc = text_only_label_accuracy(embed, ["cat", "dog"], lambda label: synonyms[label], lambda label: [label])
+    assert acc == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="labels"):
+        text_only_label_accuracy(embed, "cat", lambda label: [label])

@@ -84,6 +84,23 @@ def test_labels_and_paraphrases():
     assert "crimson" in " ".join(prompts) and "crimson" not in train_words
 
 
+def test_paraphrases_share_no_word_piece_with_training_captions():
+    """'navy blue', 'lemon-yellow' or 'starburst' (star + ##burst) would leak a training word into a paraphrase."""
+    from transformers import AutoTokenizer
+
+    from mmcourse.models.minilm import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+    captions = [shapes.format_caption(t, c, s) for t in shapes.TEMPLATES for c, s in shapes.ALL_COMBOS]
+    train_pieces = {p.lstrip("#") for c in captions for p in tokenizer.tokenize(c)} - {"a", "an", "."}
+    for label in shapes.labels("all"):
+        for prompt in shapes.paraphrase_prompts(label):
+            words = prompt.split()[1:]  # drop the article
+            pieces = {p.lstrip("#") for w in words for p in tokenizer.tokenize(w)} - {"-"}
+            assert not pieces & train_pieces, (prompt, pieces & train_pieces)
+            assert not any(t in w for w in words for t in list(shapes.COLORS) + list(shapes.SHAPES)), prompt
+
+
 def test_captions_use_the_right_article():
     captions = [s.caption for s in shapes.make_scenes(200, "all", seed=0)]
     assert any("an orange" in c for c in captions)

@@ -21,6 +21,22 @@ import time
 import nbformat
 
 
+# stderr that libraries print while loading (frozen progress bars, "initialized randomly" notes, warnings
+# with this machine's file paths): a reader of the stored notebook needs none of it
+_NOISE = ("Warning:", "Loading weights", "initialized randomly", "newly initialized", "UNEXPECTED", "MISSING")
+
+
+def _library_noise(output) -> bool:
+    text = output.get("text", "")
+    text = text if isinstance(text, str) else "".join(text)
+    if output.get("name") == "stderr" and any(marker in text for marker in _NOISE):
+        return True
+    # a loading bar drawn as a widget: its text fallback is a bar frozen at 0 %
+    plain = output.get("data", {}).get("text/plain", "")
+    plain = plain if isinstance(plain, str) else "".join(plain)
+    return plain.startswith("Loading weights")
+
+
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop execution timestamps, widget state and jupytext metadata; fix the kernel."""
     nb.metadata = {
@@ -32,8 +48,7 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "jupyter")}
         if cell.cell_type == "code":
             # library warnings print this machine's file paths: readers do not need them
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("name") == "stderr" and "Warning:" in o.get("text", ""))]
+            cell.outputs = [o for o in cell.get("outputs", []) if not _library_noise(o)]
             for out in cell.get("outputs", []):
                 # widget views cannot render without live state: keep their text fallback only
                 data = out.get("data")

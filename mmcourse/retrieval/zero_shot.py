@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DEFAULT_TEMPLATES", "similarity", "class_embeddings", "zero_shot_logits", "zero_shot_classify"]
+__all__ = ["DEFAULT_TEMPLATES", "similarity", "class_embeddings", "zero_shot_logits", "zero_shot_classify",
+           "text_only_label_accuracy"]
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)  # CLIP's standard single prompt
 
@@ -97,3 +98,24 @@ def zero_shot_classify(model, images, labels: Sequence[str], templates: Template
     bias = getattr(model, "logit_bias", None) if activation == "sigmoid" else None
     logits = zero_shot_logits(images_emb, classes, model.logit_scale, bias)  # (N, L)
     return logits.softmax(dim=-1) if activation == "softmax" else logits.sigmoid()
+
+
+def text_only_label_accuracy(embed_texts, labels: Sequence[str], prompts: Templates,
+                             anchors: Templates = None) -> float:
+    """How well a text tower alone maps prompts to their label: no image involved.
+
+    Each prompt of each label (``prompts``, as in :func:`class_embeddings`) is matched by cosine to
+    one anchor sentence per label (``anchors``, default ``DEFAULT_TEMPLATES``); the result is the
+    share of prompts whose nearest anchor is their own label's. ``embed_texts``: any function
+    ``list[str] -> (N, D)`` (a model's ``embed_texts``, or a sentence encoder's). A model whose text
+    tower is locked cannot classify images through prompts its text tower itself confuses.
+    """
+    if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
+        raise ValueError(f"labels must be a non-empty list of class names, got {labels!r:.60}")
+    anchor_texts = [_prompts_for(str(label), anchors)[0] for label in labels]
+    groups = [_prompts_for(str(label), prompts) for label in labels]
+    flat = [p for group in groups for p in group]
+    truth = torch.tensor([i for i, group in enumerate(groups) for _ in group])  # (P,)
+    scores = similarity(_as_2d_tensor(embed_texts(flat), "prompt embeddings"),
+                        _as_2d_tensor(embed_texts(anchor_texts), "anchor embeddings"))  # (P, L)
+    return (scores.argmax(1) == truth).float().mean().item()
