@@ -81,3 +81,27 @@ def test_claim_asserts_and_record_formats():
         results.record("Accuracy", 0.5)
     with pytest.raises(TypeError, match="bool"):
         results.claim("nb99.z", 1, "truthy is not a comparison")
+
+
+def test_exercise_pointers_name_files_that_exist():
+    import re
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                for name in re.findall(r"(?:exercises|notebooks)/[\w.-]+\.ipynb", cell.source):
+                    assert (ROOT / name).is_file(), f"{path.name} points to {name}, which does not exist"
+
+
+def test_stored_outputs_are_clean():
+    """What a learner reads on GitHub: no frozen loading bars, no object reprs, no machine paths."""
+    import re
+
+    bad = re.compile(r"Loading weights|<matplotlib\.[\w.]+ object at 0x|<Colorbar at 0x|/root/|/home/\w+/|/tmp/")
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+                assert not bad.search(text), f"{path.name} cell {index}: {bad.search(text)[0]!r} in {text[:160]!r}"

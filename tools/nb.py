@@ -57,8 +57,12 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(nb: nbformat.NotebookNode, cwd: pathlib.Path, timeout: int = 600) -> nbformat.NotebookNode:
+def execute(nb: nbformat.NotebookNode, cwd: pathlib.Path, timeout: int | None = None) -> nbformat.NotebookNode:
+    import os
+
     from nbclient import NotebookClient
+
+    timeout = timeout or int(os.environ.get("NB_CELL_TIMEOUT", "600"))  # a busy machine may need more
 
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return nb

@@ -262,5 +262,5 @@ def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval
                     warmup=warmup_steps, seed=seed, device="cpu", progress=False)
     metrics = evaluate(model, eval_data)
     return {"loss": loss, "batch_size": batch_size, "seed": seed, "steps": steps, "lr": lr,
-            "warmup_steps": warmup_steps,
+            "warmup_steps": warmup_steps, "losses": list(history.losses),
             "final_loss": history.final_loss, "seconds": time.perf_counter() - start, **metrics}

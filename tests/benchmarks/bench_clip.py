@@ -8,6 +8,7 @@ import torch
 
 import mmcourse
 from mmcourse.data.shapes import make_scenes
+from mmcourse.results import record_bench
 from timing import best_of
 
 BATCH = 64
@@ -28,6 +29,7 @@ def bench_course_clip_images_per_second():
     print(f"\ncourse/clip-shapes: {rate:,.0f} images/s at batch {BATCH} ({torch.get_num_threads()} threads); "
           f"processor alone {N / process_s:,.0f}/s, bare vision forward {N / forward_s:,.0f}/s; "
           f"embed cost / (processor + forward) = {embed_s / (process_s + forward_s):.2f}")
+    record_bench("bench.clip_images_per_second", rate, "{:,.0f}")
     assert rate >= 500, rate
 
 
@@ -42,4 +44,5 @@ def bench_course_clip_cached_load_seconds():
                         __import__("transformers").AutoModel.from_pretrained(str(minilm_path())), repeats=2)
     print(f"\ncourse/clip-shapes cached load: {load_s:.2f} s; loading bare all-MiniLM-L6-v2: {minilm_s:.2f} s; "
           f"ratio {load_s / minilm_s:.2f}")
+    record_bench("bench.clip_cached_load_s", load_s, "{:.1f}")
     assert load_s <= 5.0, load_s

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mmcourse.data.shapes import make_scenes
+from mmcourse.results import record_bench
 from timing import best_of
 
 N = 4000
@@ -27,4 +28,5 @@ def bench_scenes_per_second():
     rate = N / scenes_s
     print(f"\nscenes: {rate:,.0f} images/s at 64 px (one process, one thread); "
           f"bare-PIL floor {N / floor_s:,.0f}/s; cost ratio scenes/floor = {scenes_s / floor_s:.2f}")
+    record_bench("bench.scenes_per_second", rate, "{:,.0f}")
     assert rate >= 2000, rate
