@@ -11,6 +11,7 @@ in place with nbclient (so readers see outputs), and cleaned of volatile metadat
     python tools/nb.py interview                                     # regenerate and run notebooks/09_interview_prep
     python tools/nb.py sync                                          # refresh result markers in notebooks and README
     python tools/nb.py truth                                         # list prose numbers nothing measured, set or cites
+    python tools/nb.py clean notebooks/*.ipynb                       # re-clean stored outputs without executing
 """
 from __future__ import annotations
 
@@ -189,6 +190,10 @@ def truth_problems() -> list[str]:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["sync"]:
         return sync()
+    if argv[:1] == ["clean"]:
+        for path in argv[1:]:
+            nbformat.write(clean(nbformat.read(path, as_version=4)), path)
+        return None
     if argv[:1] == ["truth"]:
         problems = truth_problems()
         print("\n".join(problems) or "no problems")
