@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from ._cases import pick_dtype, sizes
+from .core import ChoiceProblem, FunctionProblem, NumericProblem, largest_allocation
 
 TITLE = "02 · Contrastive losses: InfoNCE and the sigmoid loss"
 SETUP = "import torch\nimport torch.nn.functional as F"
@@ -19,12 +20,18 @@ def _features(rng, n, d, dtype=torch.float64):
 
 
 def _loss_cases(rng, bias=False):
+    """A small case, random sizes in both dtypes, N = 1, and large logits (scale 100, anti-aligned pairs)."""
+    shapes = [(2, 3, torch.float64)] + [(n, d, pick_dtype(rng)) for n, d in zip(sizes(rng, 3, 12, 3), sizes(rng, 3, 16, 3))]
+    shapes += [(1, 4, torch.float64), (6, 8, torch.float32)]
     cases = []
-    for n, d in [(2, 3), (5, 4), (8, 16), (1, 4)]:
-        x, y = _features(rng, n, d)
-        case = {"image_features": x, "text_features": y, "logit_scale": float(rng.uniform(2, 20))}
+    for k, (n, d, dtype) in enumerate(shapes):
+        x, y = _features(rng, n, d, dtype)
+        scale = float(rng.uniform(2, 20))
+        if k == len(shapes) - 1:  # large logits: every pair is anti-aligned and the scale is CLIP's cap
+            y, scale = -x, 100.0
+        case = {"image_features": x, "text_features": y, "logit_scale": scale}
         if bias:
-            case["logit_bias"] = float(rng.uniform(-5, 1))
+            case["logit_bias"] = float(rng.uniform(-5, 1)) if k < len(shapes) - 1 else -10.0
         cases.append(case)
     return cases
 
@@ -164,10 +171,37 @@ q6 = ChoiceProblem(
 
 
 def _chunked_cases(rng):
+    """Chunk sizes that divide N, that do not, chunk = 1, chunk = N and chunk > N."""
     cases = _loss_cases(rng, bias=True)
-    for c, chunk in zip(cases, (1, 2, 3, 1)):
-        c["chunk_size"] = chunk
+    for c in cases:
+        n = c["image_features"].shape[0]
+        options = [1, n, n + int(rng.integers(1, 4))] + ([k for k in range(2, n) if n % k] or [1])
+        c["chunk_size"] = int(options[int(rng.integers(len(options)))])
+    cases[0]["chunk_size"] = 1
+    cases[1]["chunk_size"] = cases[1]["image_features"].shape[0] + 2  # larger than the batch
+    n2 = cases[2]["image_features"].shape[0]
+    cases[2]["chunk_size"] = next((k for k in range(2, n2) if n2 % k), n2)  # does not divide N (when one exists)
     return cases
+
+
+def _probe_cases(rng):
+    """A batch big enough that an (N, N) block stands out next to (N, chunk) blocks."""
+    n, d = 96, 8
+    x, y = _features(rng, n, d, torch.float32)
+    return [{"image_features": x, "text_features": y, "logit_scale": 10.0, "logit_bias": -10.0,
+             "chunk_size": int(rng.choice([7, 16, 25]))}]
+
+
+def _no_dense_block(fn, case):
+    """Fail when the function allocates anything as large as half an (N, N) matrix."""
+    n = case["image_features"].shape[0]
+    itemsize = case["image_features"].element_size()
+    _, nbytes, shape = largest_allocation(fn, **case)
+    if nbytes >= n * n * itemsize // 2:
+        return (f"your function is right in value but not chunked: it allocated a tensor of shape {shape} "
+                f"({nbytes / 1024:.0f} KiB) for N = {n} and chunk_size = {case['chunk_size']}. The point of the "
+                f"exercise is that no (N, N) block (logits, labels or a mask) ever exists; keep every block (N, chunk).")
+    return None
 
 
 def _chunked_ref(image_features, text_features, logit_scale, logit_bias, chunk_size):
@@ -186,14 +220,41 @@ def _chunked_diagonal_only_first(image_features, text_features, logit_scale, log
     return total / n
 
 
+def _chunked_block_diagonal(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    """Positives on each block's own diagonal (rows 0..C), not at rows start + j."""
+    n, total = len(image_features), 0.0
+    for start in range(0, n, chunk_size):
+        t = text_features[start:start + chunk_size]
+        logits = logit_scale * image_features @ t.T + logit_bias  # (N, C)
+        labels = -torch.ones_like(logits)
+        cols = torch.arange(len(t))
+        labels[cols, cols] = 1.0
+        total = total - F.logsigmoid(labels * logits).sum()
+    return total / n
+
+
+def _chunked_drops_remainder(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    """Loops over whole chunks only: the last, partial chunk is never scored."""
+    n, total = len(image_features), image_features.new_zeros(())
+    for start in range(0, n - chunk_size + 1, chunk_size):
+        t = text_features[start:start + chunk_size]
+        logits = logit_scale * image_features @ t.T + logit_bias  # (N, C)
+        labels = -torch.ones_like(logits)
+        cols = torch.arange(len(t))
+        labels[start + cols, cols] = 1.0
+        total = total - F.logsigmoid(labels * logits).sum()
+    return total / n
+
+
 q7 = FunctionProblem(
     var="chunked_siglip_loss",
     prompt="Interview level. Implement `chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, "
-           "chunk_size)` that gives exactly the SigLIP loss but only ever builds `(N, chunk_size)` logit blocks, "
-           "looping over chunks of the texts. This is how SigLIP trains with batches far larger than memory.",
+           "chunk_size)` that gives exactly the SigLIP loss but only ever builds `(N, chunk_size)` blocks, looping over "
+           "chunks of the texts. This is how SigLIP trains with batches far larger than memory. The checker measures "
+           "the largest tensor your function allocates: no `(N, N)` matrix (logits, labels or mask) may appear.",
     hints=["Loop `for start in range(0, N, chunk_size)` and score all images against texts[start:start+chunk_size].",
            "In the block, the positives are at rows `start + j`, column `j`: the diagonal moves with the chunk.",
-           "Accumulate the summed -log σ over blocks, divide by N at the end."],
+           "Accumulate the summed -log σ over blocks, divide by N at the end. The last chunk may be shorter."],
     stub="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
          "    raise NotImplementedError",
     solution_code="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
@@ -208,8 +269,14 @@ q7 = FunctionProblem(
                   "    return total / n",
     reference=_chunked_ref,
     cases=_chunked_cases,
+    probe=_no_dense_block,
+    probe_cases=_probe_cases,
     mistakes=[(_chunked_diagonal_only_first, "only the first chunk has positives: in chunk `start`, the positives sit at "
-                                             "rows `start + j`, not on the block's own diagonal.")],
+                                             "rows `start + j`, not nowhere."),
+              (_chunked_block_diagonal, "the positives sit on each block's own top-left diagonal: in the chunk that "
+                                        "starts at `start`, text `j` belongs to image `start + j`."),
+              (_chunked_drops_remainder, "when chunk_size does not divide N, the last, shorter chunk is never scored: "
+                                         "`range(0, N, chunk_size)` visits it, slicing past the end is safe.")],
 )
 
 PROBLEMS = [q1, q2, q3, q4, q5, q6, q7]

@@ -3,13 +3,24 @@ import math
 
 import torch
 
-from ._cases import randn
+from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "03 · OpenCLIP and SigLIP: probabilities, padding, preprocessing"
 SETUP = "import torch"
 
-_logit_cases = lambda rng: [{"logits": randn(rng, n, l) * s} for n, l, s in [(2, 3, 3), (4, 5, 10), (1, 2, 1)]]  # noqa: E731
+def _logit_cases(rng):
+    """A small case, random sizes in both dtypes, one label, one image, and logits of ±1e3 (rows far apart)."""
+    cases = [{"logits": randn(rng, 2, 3) * 3}]
+    for n, l in zip(sizes(rng, 2, 6, 2), sizes(rng, 2, 9, 2)):
+        cases.append({"logits": randn(rng, n, l, dtype=pick_dtype(rng)) * float(rng.uniform(1, 10))})
+    cases.append({"logits": randn(rng, 1, 4)})
+    cases.append({"logits": randn(rng, 3, 1, dtype=torch.float32)})
+    for dtype in (torch.float32, torch.float64):  # large logits: one row near +1000, one near -1000
+        offsets = torch.tensor([[1000.0], [-1000.0], [0.0]], dtype=dtype)  # (3, 1)
+        cases.append({"logits": randn(rng, 3, 4, dtype=dtype) * 5 + offsets})
+    return cases
+
 
 q1 = FunctionProblem(
     var="sigmoid_probs",
@@ -24,6 +35,16 @@ q1 = FunctionProblem(
                                                   "to 1. SigLIP's probabilities are independent per label.")],
 )
 
+def _naive_softmax(logits):
+    e = logits.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _global_shift_softmax(logits):
+    e = (logits - logits.max()).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 q2 = FunctionProblem(
     var="softmax_probs",
     prompt="CLIP's zero-shot probabilities make the labels compete. Write `softmax_probs(logits)` for an `(N, L)` "
@@ -37,6 +58,10 @@ q2 = FunctionProblem(
     reference=lambda logits: logits.softmax(dim=-1),
     cases=_logit_cases,
     mistakes=[(lambda logits: logits.softmax(dim=0), "the softmax runs over images: each image's *row* must sum to 1."),
+              (_naive_softmax, "not stable: with logits near ±1000, exp overflows to inf (or underflows to 0) and the "
+                               "ratio becomes NaN. Shift each row before exponentiating."),
+              (_global_shift_softmax, "one shift for the whole matrix is not enough: a row far below the global max "
+                                      "underflows to all zeros (0/0). Shift each row by its own max."),
               (lambda logits: torch.sigmoid(logits), "that is the sigmoid: CLIP's probabilities sum to 1 over the labels.")],
 )
 
