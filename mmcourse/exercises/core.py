@@ -37,6 +37,7 @@ class Result:
     status: str  # CORRECT, INCORRECT or NOT_ATTEMPTED
     message: str
     case_text: str = ""  # the learner-visible inputs of the failing case (tests strip it before searching)
+    case: dict | None = None  # the failing case itself (for tests; never printed whole)
 
     def __bool__(self) -> bool:
         return self.status == CORRECT
@@ -164,7 +165,7 @@ def _expected(want) -> str:
     return f"{_kind(want)} of shape {tuple(arr.shape)}"
 
 
-def _fmt(x, decimals: int = 3) -> str:
+def _fmt(x, decimals: int = 5) -> str:
     arr = _to_numpy(x)
     if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)) and np.abs(arr).max() < 1e15:
         arr = arr.astype(np.int64)  # whole numbers print as integers
@@ -187,7 +188,7 @@ def _describe_value(v) -> str:
             arr = _to_numpy(v)
             return (f"{'tensor' if _is_tensor(v) else 'array'} of shape {tuple(v.shape)}, {dtype}, values in "
                     f"[{arr.min():.3g}, {arr.max():.3g}]")
-        return f"{_fmt(v)}  ({dtype}, shape {tuple(v.shape)})"
+        return f"{_fmt(v, 3)}  ({dtype}, shape {tuple(v.shape)})"
     if isinstance(v, (list, tuple)) and any(_is_array(x) for x in v):
         return "[" + ", ".join(_describe_value(x) for x in v) + "]"
     return repr(v)
@@ -256,7 +257,7 @@ class FunctionProblem(Problem):
                     problem = f"calling `{self.var}` raised {type(err).__name__}: {err}"
                 if problem:
                     shown = self._show(case)
-                    return Result(INCORRECT, f"{problem}\non this case {replay}:\n{shown}", case_text=shown)
+                    return Result(INCORRECT, f"{problem}\non this case {replay}:\n{shown}", case_text=shown, case=case)
         return Result(CORRECT, f"matches the reference on all {len(cases)} cases (random ones and the edge cases)"
                                + (", and passes the structural check." if self.probe else "."))
 
@@ -267,7 +268,7 @@ class FunctionProblem(Problem):
         shown = self._show(case)
 
         def fail(text):
-            return Result(INCORRECT, f"{text}\non this case {replay}:\n{shown}", case_text=shown)
+            return Result(INCORRECT, f"{text}\non this case {replay}:\n{shown}", case_text=shown, case=case)
 
         want = self._call(self.reference, copy.deepcopy(case))
         try:

@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ._cases import randn
+from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "01 · CLIP zero-shot: the shared space, prompts and retrieval"
@@ -16,7 +16,10 @@ q1 = FunctionProblem(
     stub="def l2_normalize(x):\n    raise NotImplementedError",
     solution_code="def l2_normalize(x):\n    return x / x.norm(dim=-1, keepdim=True)  # (N, D), rows of length 1",
     reference=lambda x: F.normalize(x, dim=-1),
-    cases=lambda rng: [{"x": randn(rng, 2, 3)}, {"x": randn(rng, 5, 8) * 7}, {"x": randn(rng, 1, 4)}],
+    cases=lambda rng: ([{"x": randn(rng, 2, 3)}, {"x": randn(rng, 1, 4)}, {"x": randn(rng, 3, 5, dtype=torch.float32) * 1e3},
+                        {"x": randn(rng, 4, 2) * 1e-3}]
+                       + [{"x": randn(rng, n, d, dtype=pick_dtype(rng)) * float(rng.uniform(0.1, 10))}
+                          for n, d in zip(sizes(rng, 2, 9, 2), sizes(rng, 2, 12, 2))]),
     mistakes=[(lambda x: F.normalize(x, dim=0), "you normalised the columns: each *row* (one embedding) must have length 1."),
               (lambda x: x / x.sum(dim=-1, keepdim=True), "dividing by the sum is not L2 normalisation: divide by the norm.")],
 )
@@ -29,7 +32,9 @@ def _probs_ref(image_features, text_features, logit_scale):
 
 def _prob_cases(rng):
     return [{"image_features": randn(rng, n, d) * 3, "text_features": randn(rng, l, d) * 2, "logit_scale": 100.0 / s}
-            for n, l, d, s in [(2, 3, 4, 10), (4, 6, 8, 1), (3, 2, 5, 4)]]
+            for n, l, d, s in [(2, 3, 4, 10), (4, 6, 8, 1), (3, 2, 5, 4), (1, 3, 4, 1), (3, 1, 4, 2)]] + [
+        {"image_features": randn(rng, n, 6, dtype=torch.float32) * 3, "text_features": randn(rng, l, 6, dtype=torch.float32),
+         "logit_scale": float(rng.uniform(1, 100))} for n, l in zip(sizes(rng, 1, 8, 2), sizes(rng, 2, 8, 2))]
 
 
 q2 = FunctionProblem(
@@ -73,7 +78,10 @@ q3 = FunctionProblem(
                   "    mean = F.normalize(template_embeddings, dim=-1).mean(dim=0)  # (L, D)\n"
                   "    return F.normalize(mean, dim=-1)",
     reference=_ensemble_ref,
-    cases=lambda rng: [{"template_embeddings": randn(rng, t, l, d) * 2} for t, l, d in [(2, 2, 3), (5, 4, 8), (1, 3, 4)]],
+    cases=lambda rng: [{"template_embeddings": randn(rng, t, l, d, dtype=dt) * randn(rng, t, l, 1, dtype=dt).abs() * 3}
+                       for t, l, d, dt in [(2, 2, 3, torch.float64), (5, 4, 8, torch.float64), (1, 3, 4, torch.float64),
+                                           (3, 1, 5, torch.float32), (4, 4, 4, torch.float32)]
+                       + [(t, l, 6, pick_dtype(rng)) for t, l in zip(sizes(rng, 2, 7, 2), sizes(rng, 2, 6, 2))]],
     mistakes=[(lambda template_embeddings: F.normalize(template_embeddings.mean(0), dim=-1),
                "you averaged before normalising: templates with longer embeddings dominate the mean."),
               (lambda template_embeddings: F.normalize(template_embeddings, dim=-1).mean(0),
@@ -83,7 +91,8 @@ q3 = FunctionProblem(
 
 def _topk_cases(rng):
     return [{"query": randn(rng, d, normalize=True), "gallery": randn(rng, n, d, normalize=True), "k": k}
-            for d, n, k in [(3, 5, 2), (8, 20, 5), (4, 6, 1)]]
+            for d, n, k in [(3, 5, 2), (8, 20, 5), (4, 6, 1), (4, 6, 6), (3, 1, 1)]
+            + [(8, n, int(rng.integers(1, n + 1))) for n in sizes(rng, 2, 40, 2)]]
 
 
 q4 = FunctionProblem(
@@ -125,11 +134,12 @@ q6 = NumericProblem(
     var="clip_imagenet_zero_shot",
     prompt="What ImageNet zero-shot top-1 accuracy (in %) did the CLIP paper (Radford et al. 2021) report for its best "
            "model, matching the original supervised ResNet-50? Set `clip_imagenet_zero_shot`.",
-    hints=["It is in the seed lesson and in notebook 01: it is in the mid-seventies."],
+    hints=["It is a figure from the CLIP paper (Radford et al. 2021), quoted in the seed lesson and in notebook 01.",
+           "It matched the original ResNet-50 trained on ImageNet's 1.28 M labelled images: mid-seventies."],
     solution_text="76.2 % (ViT-L/14 at 336 px), the paper's number; the course does not re-measure it.",
     stub="clip_imagenet_zero_shot = ____",
     solution_code="clip_imagenet_zero_shot = 76.2",
-    answer=76.2, rel_tol=0.0, abs_tol=0.15,
+    answer=76.2, rel_tol=0.0, abs_tol=0.15, recalled=True,
 )
 
 PROBLEMS = [q1, q2, q3, q4, q5, q6]

@@ -87,8 +87,8 @@ q4 = ChoiceProblem(
              "c": "The tokenizer raises an error.",
              "d": "Only the speed changes."},
     correct="b",
-    explanations={"a": "SigLIP's text model was trained on fixed-length padded text and pools the last position, so the "
-                       "pad tokens are part of what it learned; notebook 03 measures the drop.",
+    explanations={"a": "the attention mask does not make padding irrelevant here: ask which position the pooled "
+                       "text embedding is read from, and what sat there during training.",
                   "b": "the model sees inputs unlike its training ones; use the processor with padding='max_length', as "
                        "the model card says. Notebook 03 trains one way and evaluates both ways.",
                   "c": "both settings are valid tokenizer calls; nothing warns you.",
@@ -107,8 +107,8 @@ q5 = ChoiceProblem(
              "c": "Silently worse embeddings and accuracy: the model sees inputs from a shifted distribution.",
              "d": "Better accuracy, since ImageNet statistics are more general."},
     correct="c",
-    explanations={"a": "the first layer was trained on inputs normalised one specific way; other constants shift every input.",
-                  "b": "the shapes are the same; nothing fails loudly, which is why this bug survives.",
+    explanations={"a": "the constants are part of what the first layer was trained on; they are not interchangeable.",
+                  "b": "the mean/std change values, not shapes: nothing here can raise.",
                   "c": "always use the checkpoint's own preprocessing (resize, crop, mean/std); notebook 03 measures the drop.",
                   "d": "the model never saw ImageNet-normalised inputs; no generality is gained."},
     hints=["Would anything raise an error?"],

@@ -1,7 +1,7 @@
 """Exercises for notebook 06: ColPali's late interaction (MaxSim)."""
 import torch
 
-from ._cases import randn
+from ._cases import randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "06 · ColPali: MaxSim late interaction"
@@ -27,7 +27,8 @@ q1 = FunctionProblem(
                   "    return sims.max(dim=1).values.sum()",
     reference=_pair_ref,
     cases=lambda rng: [{"query": randn(rng, tq, d, normalize=True), "document": randn(rng, td, d, normalize=True)}
-                       for tq, td, d in [(2, 3, 4), (5, 9, 8), (1, 4, 3)]],
+                       for tq, td, d in [(2, 3, 4), (5, 9, 8), (1, 4, 3), (3, 1, 4), (1, 1, 2)]
+                       + list(zip(sizes(rng, 2, 8, 2), sizes(rng, 2, 20, 2), sizes(rng, 3, 16, 2)))],
     mistakes=[(lambda query, document: (query @ document.T).max(dim=0).values.sum(),
                "the max runs over query tokens: for each *query token* find its best patch (max over `dim=1`)."),
               (lambda query, document: (query @ document.T).max(dim=1).values.mean(),
@@ -44,14 +45,21 @@ def _masked_ref(query, documents, mask):
 
 
 def _masked_cases(rng):
+    """Real similarities all negative (padding would win), or mixed; a page with one real patch; float32 too."""
     cases = []
-    for tq, nd, td, d in [(2, 2, 3, 3), (3, 4, 6, 5), (2, 3, 5, 4)]:
-        base = randn(rng, d, normalize=True)  # (D,) the query's direction
-        query = torch.nn.functional.normalize(base + 0.3 * randn(rng, tq, d), dim=-1)  # (Tq, D)
-        # every real patch points away from the query: all real similarities are negative
-        documents = torch.nn.functional.normalize(-base + 0.3 * randn(rng, nd, td, d), dim=-1)  # (Nd, Td, D)
+    shapes = [(2, 2, 3, 3, -1, torch.float64), (3, 4, 6, 5, -1, torch.float64), (1, 3, 5, 4, -1, torch.float32),
+              (2, 3, 4, 4, 1, torch.float64)]
+    shapes += [(int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(2, 9)), 6, int(rng.choice([-1, 1])),
+                torch.float32) for _ in range(2)]
+    for tq, nd, td, d, sign, dtype in shapes:
+        base = randn(rng, d, normalize=True, dtype=dtype)  # (D,) the query's direction
+        query = torch.nn.functional.normalize(base + 0.3 * randn(rng, tq, d, dtype=dtype), dim=-1)  # (Tq, D)
+        # sign -1: every real patch points away from the query, so all real similarities are negative
+        documents = torch.nn.functional.normalize(sign * base + 0.6 * randn(rng, nd, td, d, dtype=dtype), dim=-1)
         lengths = torch.tensor([int(x) for x in rng.integers(1, td + 1, size=nd)])
-        lengths[0] = max(1, td - 1)  # at least one document is padded
+        lengths[0] = max(1, td - 1)  # at least one document is padded (when Td > 1)
+        if nd > 1:
+            lengths[-1] = 1  # a page with a single real patch
         mask = torch.arange(td)[None, :] < lengths[:, None]  # (Nd, Td) True = real patch
         cases.append({"query": query, "documents": documents * mask[..., None], "mask": mask})  # padding = zeros
     return cases

@@ -65,7 +65,8 @@ def _recall_cases(rng):
     """Several relevant documents, one, a relevant one never retrieved, k = 1, k past the end of the ranking."""
     out = [{"ranked_ids": [3, 0, 4, 1], "relevant_ids": [0, 2], "k": 2},
            {"ranked_ids": [2, 1], "relevant_ids": [1, 4, 0], "k": 5},
-           {"ranked_ids": [0, 1, 2], "relevant_ids": [2], "k": 1}]
+           {"ranked_ids": [0, 1, 2], "relevant_ids": [2], "k": 1},
+           {"ranked_ids": [4, 1, 0, 3], "relevant_ids": [0], "k": 2}]
     for _ in range(3):
         n = int(rng.integers(4, 15))
         ranked = list(map(int, rng.permutation(n)[: rng.integers(2, n + 1)]))
@@ -159,7 +160,7 @@ q5 = ChoiceProblem(
     explanations={"a": "FAISS scores every stored vector, zeros included.",
                   "b": "a placeholder is a real point in the space. Keep per-modality indexes keyed by id and fuse only the "
                        "modalities a document has (notebook 07 shows both effects).",
-                  "c": "inner products with a zero vector are simply 0; nothing fails, which is why the bug survives.",
+                  "c": "FAISS accepts zero vectors like any other vector; nothing raises.",
                   "d": "nothing removes it; it stays and gets a made-up score."},
     hints=["What is the inner product of any query with the zero vector?"],
     stub="answer_missing_modality = ____  # 'a', 'b', 'c' or 'd'",
