@@ -101,13 +101,39 @@ def test_stub_states_and_hints(capsys):
     assert ex02.q2.check({}) is None and "Not attempted" in capsys.readouterr().out  # notebooks print, return nothing
 
 
-def test_interview_model_answers_pass_and_gaps_are_named():
+def test_interview_rubric_is_self_assessed_and_sub_questions_pass_on_model_answers():
     from mmcourse.exercises import interview
+    from mmcourse.exercises.rubric import SITTING
 
-    assert len(interview.QUESTIONS) >= 29
-    for q in interview.QUESTIONS:
-        assert q.check(q.model_answer, quiet=True), q.question
-    result = interview.q5.check("It makes the softmax sharper.", quiet=True)
-    assert result.status == core.INCORRECT and "it is learned / clamped" in result.message
-    assert interview.q5.model_answer not in result.message
-    assert interview.q1.check("...", quiet=True).status == core.NOT_ATTEMPTED
+    assert len(interview.QUESTIONS) - interview.N_SEED_QUESTIONS >= 12
+    assert not hasattr(core, "KeyPointsProblem")  # no regex grading of prose anywhere
+    SITTING.reset()
+    r = interview.q5.rubric(ticked=[1, 3], quiet=True)
+    assert "2/4" in r.message and "Self-assessed" in r.message
+    with pytest.raises(ValueError):
+        interview.q5.rubric(ticked=[9])
+    assert SITTING.by_topic()["losses"]["ticked"] == 2
+    assert "Model answer" in interview.q5.rubric_markdown()
+    assert interview.q1.check(quiet=True).status == core.NOT_ATTEMPTED  # no automatic part: says so
+    auto = [q for q in interview.QUESTIONS if q.sub_questions]
+    assert sum(isinstance(s, (core.FunctionProblem, core.NumericProblem)) for q in auto for s in q.sub_questions) >= 6
+    for q in auto:
+        ns = {"torch": __import__("torch"), "F": __import__("torch").nn.functional, "np": np, "math": __import__("math"),
+              "dist": __import__("torch.distributed").distributed}
+        for sub in q.sub_questions:
+            exec(sub.solution_code, ns)
+        assert q.check(ns, quiet=True), q.question
+
+
+def test_mock_interview_is_balanced_and_scores_per_topic():
+    from mmcourse.exercises import mock_interview
+
+    mock = mock_interview(minutes=45, seed=1)
+    kinds = {q.kind for q in mock.items}
+    assert {"written", "coding", "design"} <= kinds
+    assert sum(q.minutes for q in mock.items) <= 45
+    text = mock.finish(ticked={mock.items[0].qid: [1]}, namespace={}, quiet=True)
+    assert "minutes" in text and mock.items[0].topic in text
+    assert [q.qid for q in mock_interview(45, seed=1).items] == [q.qid for q in mock.items]
+    with pytest.raises(ValueError):
+        mock_interview(30, topics=["no such topic"])

@@ -272,7 +272,7 @@ def _mutate(value):
 @pytest.mark.parametrize("name", sorted(FUNCTION_PROBLEMS))
 def test_a_learner_that_mutates_its_inputs_cannot_steer_the_reference(name):
     problem = FUNCTION_PROBLEMS[name]
-    if problem.runner is not None:
+    if problem.batch_runner is not None:
         pytest.skip("runs the function in other processes: nothing shared to mutate")
     reference = problem.reference
 

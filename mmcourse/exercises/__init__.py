@@ -13,7 +13,14 @@ and solved notebooks under ``exercises/`` are generated from those modules
 """
 from importlib import import_module
 
-TOPICS = ("ex01", "ex02", "ex03", "ex04", "ex05", "ex06", "ex07", "interview")
+TOPICS = ("ex01", "ex02", "ex03", "ex04", "ex05", "ex06", "ex07", "ex08", "interview")
+
+
+def mock_interview(minutes: float = 45, topics=None, seed: int | None = None, reset: bool = True):
+    """A timed, balanced mock interview (written + coding + design) ending with the rubric and a per-topic score."""
+    from .mock import mock_interview as _mock
+
+    return _mock(minutes=minutes, topics=topics, seed=seed, reset=reset)
 
 
 def __getattr__(name):

@@ -236,7 +236,8 @@ class FunctionProblem(Problem):
     probe: Callable[[Callable, dict], str | None] | None = None
     probe_cases: Callable[[np.random.Generator], list[dict]] | None = None
     compare: Callable[[Any, Any, dict], str | None] | None = None  # custom comparison: None or what is wrong
-    runner: Callable[[Callable, dict], Any] | None = None  # how to call the function (default: fn(**case))
+    batch_runner: Callable[[Callable, list], list] | None = None  # runs the learner's fn on all cases at once
+    # (e.g. in two processes); returns one output or Exception per case. Reference and mistakes run as fn(**case).
 
     def _check(self, fn, seed: int | None = None) -> Result:
         if not callable(fn):
@@ -244,8 +245,9 @@ class FunctionProblem(Problem):
         seed = seed if seed is not None else (self.seed if self.seed is not None else fresh_seed())
         replay = f"(cases drawn with seed {seed}; `check(seed={seed})` replays them)"
         cases = self.cases(np.random.default_rng(seed))
+        outputs = self.batch_runner(fn, copy.deepcopy(cases)) if self.batch_runner else [None] * len(cases)
         for i, case in enumerate(cases):
-            verdict = self._check_case(fn, case, first=(i == 0), replay=replay)
+            verdict = self._check_case(fn, case, first=(i == 0), replay=replay, precomputed=outputs[i])
             if verdict is not None:
                 return verdict
         if self.probe is not None:
@@ -262,9 +264,9 @@ class FunctionProblem(Problem):
                                + (", and passes the structural check." if self.probe else "."))
 
     def _call(self, fn, case):
-        return self.runner(fn, case) if self.runner else fn(**case)
+        return fn(**case)
 
-    def _check_case(self, fn, case: dict, first: bool, replay: str) -> Result | None:
+    def _check_case(self, fn, case: dict, first: bool, replay: str, precomputed=None) -> Result | None:
         shown = self._show(case)
 
         def fail(text):
@@ -272,7 +274,9 @@ class FunctionProblem(Problem):
 
         want = self._call(self.reference, copy.deepcopy(case))
         try:
-            got = self._call(fn, copy.deepcopy(case))
+            if isinstance(precomputed, BaseException):
+                raise precomputed
+            got = precomputed if self.batch_runner else self._call(fn, copy.deepcopy(case))
         except NotImplementedError:
             raise _NotAttempted(f"`{self.var}` still raises NotImplementedError: write its body") from None
         except Exception as err:  # the learner's bug: say which case, keep the checker alive

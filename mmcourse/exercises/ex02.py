@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ._cases import pick_dtype, sizes
+from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem, largest_allocation
 
 TITLE = "02 · Contrastive losses: InfoNCE and the sigmoid loss"
@@ -279,4 +279,111 @@ q7 = FunctionProblem(
                                          "`range(0, N, chunk_size)` visits it, slicing past the end is safe.")],
 )
 
-PROBLEMS = [q1, q2, q3, q4, q5, q6, q7]
+
+# ----------------------------------------------------------------------------- gradients by hand
+def _logit_cases(rng):
+    """Square logit matrices: small, random, N = 1, large logits (±1e3 rows), float32 and float64."""
+    cases = [{"logits": randn(rng, 2, 2) * 3}, {"logits": randn(rng, 1, 1)}]
+    for n in sizes(rng, 3, 10, 2):
+        cases.append({"logits": randn(rng, n, n, dtype=pick_dtype(rng)) * float(rng.uniform(1, 20))})
+    big = randn(rng, 3, 3, dtype=torch.float32) * 5
+    big[0] += 1000.0
+    big[:, 2] -= 1000.0
+    cases.append({"logits": big})
+    return cases
+
+
+def _infonce_grad_ref(logits):
+    z = logits.detach().clone().requires_grad_(True)
+    labels = torch.arange(z.shape[0])
+    loss = (F.cross_entropy(z, labels) + F.cross_entropy(z.T, labels)) / 2
+    (grad,) = torch.autograd.grad(loss, z)
+    return grad
+
+
+def _grad_rows_only(logits):
+    n = logits.shape[0]
+    return (logits.softmax(dim=1) - torch.eye(n, dtype=logits.dtype)) / n
+
+
+def _grad_no_mean(logits):
+    n = logits.shape[0]
+    eye = torch.eye(n, dtype=logits.dtype)
+    return ((logits.softmax(dim=1) - eye) + (logits.softmax(dim=0) - eye)) / 2
+
+
+q8 = FunctionProblem(
+    var="infonce_logit_grad",
+    prompt="Interview level: the gradient by hand. For an `(N, N)` logit matrix `Z` (rows images, columns texts, "
+           "matches on the diagonal), CLIP's loss is `L = (CE_rows(Z) + CE_columns(Z)) / 2`, each cross-entropy a mean "
+           "over N. Derive `∂L/∂Z` and write `infonce_logit_grad(logits)` returning it, *without autograd*. The checker "
+           "compares it with autograd's, including logits of ±1000.",
+    hints=["For one row, ∂CE/∂z_j = softmax(z)_j − [j = label]: 'predicted minus target'.",
+           "Rows: (softmax over dim 1 − I) / N. Columns: the same with the softmax over dim 0. Average the two.",
+           "`softmax` is stable for large logits; `exp` is not."],
+    stub="def infonce_logit_grad(logits):\n    raise NotImplementedError",
+    solution_code="def infonce_logit_grad(logits):\n"
+                  "    n = logits.shape[0]\n"
+                  "    eye = torch.eye(n, dtype=logits.dtype)  # (N, N) the targets\n"
+                  "    rows = logits.softmax(dim=1) - eye  # image→text: predicted minus target\n"
+                  "    cols = logits.softmax(dim=0) - eye  # text→image\n"
+                  "    return (rows + cols) / (2 * n)  # (N, N)",
+    reference=_infonce_grad_ref,
+    cases=_logit_cases,
+    mistakes=[(_grad_rows_only, "only the image→text direction: the text→image cross-entropy (a softmax down each "
+                                "column) contributes too."),
+              (_grad_no_mean, "the direction terms are right but not divided by N: each cross-entropy is a *mean* over "
+                              "the N rows (or columns).")],
+)
+
+
+def _backward_cases(rng):
+    cases = []
+    for n, d, dtype in [(2, 3, torch.float64), (1, 4, torch.float64), (6, 8, torch.float32)] + [
+            (n, 5, pick_dtype(rng)) for n in sizes(rng, 3, 9, 2)]:
+        x, y = _features(rng, n, d, dtype)
+        cases.append({"image_features": x, "text_features": y, "logit_scale": float(rng.uniform(2, 50))})
+    return cases
+
+
+def _backward_ref(image_features, text_features, logit_scale):
+    x = image_features.detach().clone().requires_grad_(True)
+    y = text_features.detach().clone().requires_grad_(True)
+    loss = losses.clip_loss(x, y, logit_scale)
+    gx, gy = torch.autograd.grad(loss, (x, y))
+    return gx, gy
+
+
+def _backward_no_scale(image_features, text_features, logit_scale):
+    gx, gy = _backward_ref(image_features, text_features, logit_scale)
+    return gx / logit_scale, gy / logit_scale
+
+
+def _backward_swapped(image_features, text_features, logit_scale):
+    gx, gy = _backward_ref(image_features, text_features, logit_scale)
+    return gy, gx
+
+
+q9 = FunctionProblem(
+    var="clip_loss_backward",
+    prompt="Now through the similarity: `Z = s · X Yᵀ` with `X` the `(N, D)` image features, `Y` the text features "
+           "and `s` the logit scale. Write `clip_loss_backward(image_features, text_features, logit_scale)` returning "
+           "the pair `(∂L/∂X, ∂L/∂Y)` of CLIP's loss, by hand (you may call your `infonce_logit_grad` logic; no "
+           "autograd). Checked against autograd.",
+    hints=["Chain rule through a matrix product: if Z = s·X Yᵀ then ∂L/∂X = s · G Y and ∂L/∂Y = s · Gᵀ X, with G = ∂L/∂Z.",
+           "G is the previous exercise's answer."],
+    stub="def clip_loss_backward(image_features, text_features, logit_scale):\n    raise NotImplementedError",
+    solution_code="def clip_loss_backward(image_features, text_features, logit_scale):\n"
+                  "    logits = logit_scale * image_features @ text_features.T  # (N, N)\n"
+                  "    n = logits.shape[0]\n"
+                  "    eye = torch.eye(n, dtype=logits.dtype)\n"
+                  "    g = (logits.softmax(dim=1) - eye + logits.softmax(dim=0) - eye) / (2 * n)  # (N, N) dL/dZ\n"
+                  "    return logit_scale * g @ text_features, logit_scale * g.T @ image_features  # (N, D) each",
+    reference=_backward_ref,
+    cases=_backward_cases,
+    mistakes=[(_backward_no_scale, "the logit scale is missing from the chain rule: Z = s · X Yᵀ, so s multiplies both "
+                                   "gradients."),
+              (_backward_swapped, "the two gradients are swapped: ∂L/∂X pairs G with the *text* features.")],
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6, q7, q8, q9]
