@@ -178,6 +178,34 @@ HELD = {
 }
 
 
+def _plain_gather_loss(image_features, text_features, logit_scale):
+    return losses.distributed_clip_loss(image_features, text_features, logit_scale, gather_with_grad=False)
+
+
+def _plain_gather_local_loss(image_features, text_features, logit_scale):
+    return losses.distributed_clip_loss(image_features, text_features, logit_scale, gather_with_grad=False,
+                                        local_loss=True)
+
+
+HELD.update({
+    "ex02.q8": [lambda logits: (logits.softmax(1) - torch.eye(len(logits), dtype=logits.dtype)
+                                + logits.softmax(0) - torch.eye(len(logits), dtype=logits.dtype)) / len(logits),
+                lambda logits: (logits.exp() / logits.exp().sum(1, keepdim=True)
+                                + logits.exp() / logits.exp().sum(0, keepdim=True)
+                                - 2 * torch.eye(len(logits), dtype=logits.dtype)) / (2 * len(logits))],
+    "ex02.q9": [lambda image_features, text_features, logit_scale: tuple(
+                    reversed(FUNCTION_PROBLEMS["ex02.q9"].reference(image_features, text_features, logit_scale))),
+                lambda image_features, text_features, logit_scale: (
+                    FUNCTION_PROBLEMS["ex02.q9"].reference(image_features, text_features, logit_scale)[0],) * 2],
+    "ex08.q1": [_plain_gather_loss, _plain_gather_local_loss],
+    "ex08.q2": [lambda shard_ids, shard_scores, k: (np.argsort(-np.concatenate(list(shard_scores)), kind="stable")[:k],
+                                                    -np.sort(-np.concatenate(list(shard_scores)))[:k])],
+    "ex08.q3": [lambda n_vectors, dim, m, nbits, nlist, id_bytes=8: float(n_vectors * (dim * 4 + id_bytes)),
+                lambda n_vectors, dim, m, nbits, nlist, id_bytes=8: float(n_vectors * (m * nbits / 8 + id_bytes)
+                                                                          + nlist * dim * 4)],
+})
+
+
 def _scatter(text_ids, text_scores, image_ids, image_scores, n_docs, w):
     text, image = np.zeros(n_docs), np.zeros(n_docs)
     text[text_ids] = text_scores
@@ -190,7 +218,7 @@ def _scatter_reversed(text_ids, text_scores, image_ids, image_scores, n_docs, w)
 
 
 def _solution(problem):
-    ns = {"torch": torch, "F": F, "np": np, "math": math}
+    ns = {"torch": torch, "F": F, "np": np, "math": math, "dist": torch.distributed}
     exec(problem.solution_code, ns)
     return ns[problem.var]
 
@@ -198,6 +226,7 @@ def _solution(problem):
 def _stripped(result):
     """The message without the learner-visible case and the replay line (they hold inputs, not answers)."""
     text = result.message.replace(result.case_text, "")
+    text = re.sub(r"your output: .*?(?=\non this case|\Z)", "", text, flags=re.S)  # the learner's own values
     return re.sub(r"seed \d+|seed=\d+", "", text)
 
 

@@ -359,9 +359,10 @@ def _backward_no_scale(image_features, text_features, logit_scale):
     return gx / logit_scale, gy / logit_scale
 
 
-def _backward_swapped(image_features, text_features, logit_scale):
-    gx, gy = _backward_ref(image_features, text_features, logit_scale)
-    return gy, gx
+def _backward_rows_only(image_features, text_features, logit_scale):
+    logits = logit_scale * image_features @ text_features.T  # (N, N)
+    g = _grad_rows_only(logits)
+    return logit_scale * g @ text_features, logit_scale * g.T @ image_features
 
 
 q9 = FunctionProblem(
@@ -383,7 +384,8 @@ q9 = FunctionProblem(
     cases=_backward_cases,
     mistakes=[(_backward_no_scale, "the logit scale is missing from the chain rule: Z = s · X Yᵀ, so s multiplies both "
                                    "gradients."),
-              (_backward_swapped, "the two gradients are swapped: ∂L/∂X pairs G with the *text* features.")],
+              (_backward_rows_only, "only the image→text cross-entropy is in G: the text→image term (softmax down the "
+                                    "columns) contributes to both gradients.")],
 )
 
 PROBLEMS = [q1, q2, q3, q4, q5, q6, q7, q8, q9]
