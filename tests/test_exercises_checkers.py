@@ -197,6 +197,12 @@ HELD.update({
                     reversed(FUNCTION_PROBLEMS["ex02.q9"].reference(image_features, text_features, logit_scale))),
                 lambda image_features, text_features, logit_scale: (
                     FUNCTION_PROBLEMS["ex02.q9"].reference(image_features, text_features, logit_scale)[0],) * 2],
+    "ex06.q6": [lambda n_patches, dim, bytes_per_value, budget_bytes: FUNCTION_PROBLEMS["ex06.q6"].reference(
+                    n_patches, dim, bytes_per_value, budget_bytes) + 1,
+                lambda n_patches, dim, bytes_per_value, budget_bytes: FUNCTION_PROBLEMS["ex06.q6"].reference(
+                    n_patches, dim, bytes_per_value * 8, budget_bytes),
+                lambda n_patches, dim, bytes_per_value, budget_bytes: max(1, round(n_patches * dim * bytes_per_value
+                                                                                   / budget_bytes))],
     "ex08.q1": [_plain_gather_loss, _plain_gather_local_loss],
     "ex08.q2": [lambda shard_ids, shard_scores, k: (np.argsort(-np.concatenate(list(shard_scores)), kind="stable")[:k],
                                                     -np.sort(-np.concatenate(list(shard_scores)))[:k])],

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .measured import MeasuredProblem, measure_attack, measure_templates, validate_attack, validate_templates
 
 TITLE = "01 · CLIP zero-shot: the shared space, prompts and retrieval"
 SETUP = "import torch\nimport torch.nn.functional as F"
@@ -142,4 +143,41 @@ q6 = NumericProblem(
     answer=76.2, rel_tol=0.0, abs_tol=0.15, recalled=True,
 )
 
-PROBLEMS = [q1, q2, q3, q4, q5, q6]
+q7 = MeasuredProblem(
+    var="my_templates",
+    prompt="**The template contest** (notebook 01 promised it). Write your own list of prompt templates (each a string "
+           "with one `{}` for the label, no colour or shape word in it) and beat the course's ensemble. The contest "
+           "is run the hard way: every label is named by its paraphrases (\"crimson disc\", \"scarlet round dot\", "
+           "…: words the model never saw in training), each put into each of your templates, and the model classifies "
+           "notebook 01's 240 held-out scenes over all 24 labels. You pass when your accuracy matches or beats the "
+           "course's templates under the same rules. (The check loads `course/clip-shapes`: a few seconds once cached.)",
+    hints=["Notebook 01 measured what templates buy; here the label words are unfamiliar, so the template's other words "
+           "matter more.", "Measure one template at a time; then combine the ones that help.",
+           "Short templates leave the label words most of the text embedding."],
+    stub="my_templates = ____  # a list of strings, each with one {}",
+    solution_code="my_templates = ['a {}']",
+    solution_text="['a {}'] scores 0.875 against the ensemble's 0.850 (measured on the course model): with unfamiliar "
+                  "label words, extra template words pull every class embedding towards the same place. Other sets "
+                  "can do better; measure yours.",
+    validate=validate_templates, measure=measure_templates, topic="CLIP",
+)
+
+q8 = MeasuredProblem(
+    var="attack",
+    prompt="**The paraphrase attack** (notebook 01 promised it). Pick one held-out label (`red star`, `green circle`, "
+           "`blue triangle`, `yellow square`, `purple circle`, `orange triangle`) and a phrase that means the same "
+           "thing but fools the model: the checker replaces that label's class embedding with your phrase's and "
+           "measures the accuracy on that label's held-out images (1.0 with the course's ensemble). You pass when it "
+           "drops to 0.5 or below. The phrase may not name another colour or shape; whether it still means the label "
+           "is for you to judge. Set `attack = (label, phrase)`.",
+    hints=["Notebook 01's paraphrase lists (`shapes.COLOR_PARAPHRASES`, `shapes.SHAPE_PARAPHRASES`) are a start.",
+           "Its confusion matrix shows which held-out labels are fragile under paraphrase.",
+           "Longer shape paraphrases move the embedding further than colour synonyms."],
+    stub="attack = ____  # (label, phrase)",
+    solution_code="attack = ('red star', 'a scarlet five-pointed star')",
+    solution_text="('red star', 'a scarlet five-pointed star') drops the accuracy on red stars from 1.00 to 0.00: the "
+                  "model, which never saw 'scarlet' or 'five-pointed' in training, sends those images elsewhere.",
+    validate=validate_attack, measure=measure_attack, topic="CLIP",
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6, q7, q8]

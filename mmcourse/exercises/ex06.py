@@ -128,4 +128,67 @@ q5 = ChoiceProblem(
     solution_code="answer_multivector = 'a'",
 )
 
-PROBLEMS = [q1, q2, q3, q4, q5]
+
+
+def _pool_ref(n_patches, dim, bytes_per_value, budget_bytes):
+    per_vector = dim * bytes_per_value
+    for factor in range(1, n_patches + 1):
+        if -(-n_patches // factor) * per_vector <= budget_bytes:
+            return factor
+    raise ValueError("budget below one vector")  # never drawn: the cases always fit one vector
+
+
+def _pool_cases(rng):
+    """ColPali's 1,030 × 128 pages in fp32 / fp16 / binary; budgets that make the rounding matter; everything fits."""
+    cases = [dict(n_patches=10, dim=4, bytes_per_value=1, budget_bytes=14),  # 3.5 vectors: ceil(10/3) = 4 does not fit
+             dict(n_patches=1030, dim=128, bytes_per_value=2, budget_bytes=100_000),
+             dict(n_patches=1030, dim=128, bytes_per_value=4, budget_bytes=1030 * 128 * 4),  # no pooling needed
+             dict(n_patches=1030, dim=128, bytes_per_value=0.125, budget_bytes=16),  # one binary vector
+             dict(n_patches=7, dim=2, bytes_per_value=4, budget_bytes=8 * 3.5)]
+    for _ in range(3):
+        n, d = int(rng.integers(2, 2000)), int(rng.choice([64, 128, 256]))
+        b = float(rng.choice([4, 2, 1, 0.125]))
+        budget = float(rng.uniform(1, n)) * d * b
+        cases.append(dict(n_patches=n, dim=d, bytes_per_value=b, budget_bytes=budget))
+    return cases
+
+
+def _pool_ratio(n_patches, dim, bytes_per_value, budget_bytes):
+    return -(-n_patches * dim * bytes_per_value // budget_bytes)
+
+
+def _pool_floor(n_patches, dim, bytes_per_value, budget_bytes):
+    per_vector = dim * bytes_per_value
+    for factor in range(1, n_patches + 1):
+        if (n_patches // factor) * per_vector <= budget_bytes:
+            return factor
+    return n_patches
+
+
+q6 = FunctionProblem(
+    var="smallest_pool_factor",
+    prompt="**A pooling budget** (notebook 06 promised it). Hierarchical token pooling with factor `f` keeps "
+           "`ceil(n_patches / f)` vectors per page (notebook 06's `pool_tokens`). Write `smallest_pool_factor(n_patches, "
+           "dim, bytes_per_value, budget_bytes)` returning the smallest integer factor whose pooled page fits the "
+           "budget (`bytes_per_value`: 4 for fp32, 2 for fp16, 1/8 for binary). The budget always fits at least one "
+           "vector. Notebook 06 measured the nDCG each factor costs: the smallest factor that fits keeps the most "
+           "quality.",
+    hints=["A page pooled by f stores ceil(n_patches / f) · dim · bytes_per_value bytes.",
+           "Dividing the page size by the budget gives a factor for n/f vectors, but the pooler keeps ceil(n/f): "
+           "check the rounding, or simply try f = 1, 2, … until it fits."],
+    stub="def smallest_pool_factor(n_patches, dim, bytes_per_value, budget_bytes):\n    raise NotImplementedError",
+    solution_code="def smallest_pool_factor(n_patches, dim, bytes_per_value, budget_bytes):\n"
+                  "    per_vector = dim * bytes_per_value  # bytes\n"
+                  "    for factor in range(1, n_patches + 1):\n"
+                  "        if -(-n_patches // factor) * per_vector <= budget_bytes:  # ceil(n / f) vectors\n"
+                  "            return factor",
+    reference=_pool_ref,
+    cases=_pool_cases,
+    atol=0, rtol=0,
+    mistakes=[(_pool_ratio, "page size / budget would be right if pooling kept n/f vectors, but it keeps ceil(n/f): "
+                            "your factor can leave the page just over the budget."),
+              (_pool_floor, "the pooler keeps ceil(n_patches / f) vectors, not floor: the last, partial group is a "
+                            "vector too.")],
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6]

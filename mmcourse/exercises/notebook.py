@@ -65,6 +65,21 @@ Below, each automatic part is filled in with the model answer so the notebook ru
 yours and re-run. `mock_interview(minutes=45, seed=...)` at the end draws a timed, balanced set."""
 
 
+COMPOSITION_MD = """Measured on the course's own model: `course/clip-shapes` on two-object scenes ("a red circle left of a
+blue square"). For each scene whose objects differ in colour and shape, does the true caption score higher than the
+caption with the colours swapped (the same words) or with the objects swapped (the same words, other order)? A
+bag-of-words model sits at chance, 0.5."""
+
+COMPOSITION_CODE = """from mmcourse.exercises.measured import swap_test
+
+swap = swap_test(n=200, seed=3)
+for name, value in swap.items():
+    print(f"{name:38s} {value:.2f}" if isinstance(value, float) else f"{name:38s} {value}")
+# bag-of-words behaviour: the swapped caption's text embedding is nearly the true one's, and the image cannot tell
+assert swap["text cosine, true vs attribute swap"] > 0.9
+assert swap["true beats attribute swap"] < 0.75, swap"""
+
+
 def _sub_cell(sub, solved: bool = True) -> str:
     return sub.solution_code if solved else sub.stub
 
@@ -97,6 +112,9 @@ def build_interview():
             cells.append(v4.new_code_cell(_sub_cell(sub)))
         if q.sub_questions:
             cells.append(v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\ninterview.q{i}.check()"))
+        if q.question.startswith("Do CLIP-style models understand composition"):
+            cells.append(v4.new_markdown_cell(COMPOSITION_MD))
+            cells.append(v4.new_code_cell(COMPOSITION_CODE))
         if i == 1:
             cells.append(v4.new_markdown_cell("Without widgets, tick by number: say your answer covered points 1, 2 and 4."))
             cells.append(v4.new_code_cell("interview.q1.rubric(ticked=[1, 2, 4])"))
