@@ -115,3 +115,19 @@ def test_mock_interview_is_balanced_and_scores_per_topic():
     assert [q.qid for q in mock_interview(45, seed=1).items] == [q.qid for q in mock.items]
     with pytest.raises(ValueError):
         mock_interview(30, topics=["no such topic"])
+
+
+def test_rubric_checkboxes_score_the_sitting_and_static_mode_shows_markdown_only():
+    from mmcourse.exercises import interview
+    from mmcourse.exercises.rubric import SITTING
+
+    SITTING.reset()
+    view = interview.q9.reveal(static=False)
+    view.boxes[0].value = True
+    view.boxes[2].value = True
+    assert SITTING.ticks["q9"][0] == [1, 3]
+    assert "self-assessed 2/" in view.score.value
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "Model answer" in bundle["text/markdown"]
+    static = interview.q9.reveal(static=True)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in static and "Rubric" in static["text/markdown"]
