@@ -161,7 +161,7 @@ q6 = ChoiceProblem(
     correct="b",
     explanations={"a": "each step costs more, not less (the logit matrix grows as N²).",
                   "b": "in-batch negatives: each image's softmax competes against N-1 texts; more of them means a "
-                       "tighter bound and harder negatives. SigLIP's per-pair sigmoid needs less of this.",
+                       "tighter bound and harder negatives. The SigLIP paper reports that its per-pair sigmoid needs less of this; notebook 02 did not reproduce that at the course's scale.",
                   "c": "the softmax is defined for any number of logits ≥ 1.",
                   "d": "the temperature still sets how sharp the softmax is, whatever the batch size."},
     hints=["Where do the negatives of a contrastive loss come from?"],
