@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from ._cases import pick_dtype, randn, sizes
+from .core import ChoiceProblem, FunctionProblem, NumericProblem, largest_allocation
 
 TITLE = "02 · Contrastive losses: InfoNCE and the sigmoid loss"
 SETUP = "import torch\nimport torch.nn.functional as F"
@@ -19,12 +20,18 @@ def _features(rng, n, d, dtype=torch.float64):
 
 
 def _loss_cases(rng, bias=False):
+    """A small case, random sizes in both dtypes, N = 1, and large logits (scale 100, anti-aligned pairs)."""
+    shapes = [(2, 3, torch.float64)] + [(n, d, pick_dtype(rng)) for n, d in zip(sizes(rng, 3, 12, 3), sizes(rng, 3, 16, 3))]
+    shapes += [(1, 4, torch.float64), (6, 8, torch.float32)]
     cases = []
-    for n, d in [(2, 3), (5, 4), (8, 16), (1, 4)]:
-        x, y = _features(rng, n, d)
-        case = {"image_features": x, "text_features": y, "logit_scale": float(rng.uniform(2, 20))}
+    for k, (n, d, dtype) in enumerate(shapes):
+        x, y = _features(rng, n, d, dtype)
+        scale = float(rng.uniform(2, 20))
+        if k == len(shapes) - 1:  # large logits: every pair is anti-aligned and the scale is CLIP's cap
+            y, scale = -x, 100.0
+        case = {"image_features": x, "text_features": y, "logit_scale": scale}
         if bias:
-            case["logit_bias"] = float(rng.uniform(-5, 1))
+            case["logit_bias"] = float(rng.uniform(-5, 1)) if k < len(shapes) - 1 else -10.0
         cases.append(case)
     return cases
 
@@ -154,7 +161,7 @@ q6 = ChoiceProblem(
     correct="b",
     explanations={"a": "each step costs more, not less (the logit matrix grows as N²).",
                   "b": "in-batch negatives: each image's softmax competes against N-1 texts; more of them means a "
-                       "tighter bound and harder negatives. SigLIP's per-pair sigmoid needs less of this.",
+                       "tighter bound and harder negatives. The SigLIP paper reports that its per-pair sigmoid needs less of this; notebook 02 did not reproduce that at the course's scale.",
                   "c": "the softmax is defined for any number of logits ≥ 1.",
                   "d": "the temperature still sets how sharp the softmax is, whatever the batch size."},
     hints=["Where do the negatives of a contrastive loss come from?"],
@@ -164,10 +171,37 @@ q6 = ChoiceProblem(
 
 
 def _chunked_cases(rng):
+    """Chunk sizes that divide N, that do not, chunk = 1, chunk = N and chunk > N."""
     cases = _loss_cases(rng, bias=True)
-    for c, chunk in zip(cases, (1, 2, 3, 1)):
-        c["chunk_size"] = chunk
+    for c in cases:
+        n = c["image_features"].shape[0]
+        options = [1, n, n + int(rng.integers(1, 4))] + ([k for k in range(2, n) if n % k] or [1])
+        c["chunk_size"] = int(options[int(rng.integers(len(options)))])
+    cases[0]["chunk_size"] = 1
+    cases[1]["chunk_size"] = cases[1]["image_features"].shape[0] + 2  # larger than the batch
+    n2 = cases[2]["image_features"].shape[0]
+    cases[2]["chunk_size"] = next((k for k in range(2, n2) if n2 % k), n2)  # does not divide N (when one exists)
     return cases
+
+
+def _probe_cases(rng):
+    """A batch big enough that an (N, N) block stands out next to (N, chunk) blocks."""
+    n, d = 96, 8
+    x, y = _features(rng, n, d, torch.float32)
+    return [{"image_features": x, "text_features": y, "logit_scale": 10.0, "logit_bias": -10.0,
+             "chunk_size": int(rng.choice([7, 16, 25]))}]
+
+
+def _no_dense_block(fn, case):
+    """Fail when the function allocates anything as large as half an (N, N) matrix."""
+    n = case["image_features"].shape[0]
+    itemsize = case["image_features"].element_size()
+    _, nbytes, shape = largest_allocation(fn, **case)
+    if nbytes >= n * n * itemsize // 2:
+        return (f"your function is right in value but not chunked: it allocated a tensor of shape {shape} "
+                f"({nbytes / 1024:.0f} KiB) for N = {n} and chunk_size = {case['chunk_size']}. The point of the "
+                f"exercise is that no (N, N) block (logits, labels or a mask) ever exists; keep every block (N, chunk).")
+    return None
 
 
 def _chunked_ref(image_features, text_features, logit_scale, logit_bias, chunk_size):
@@ -186,14 +220,41 @@ def _chunked_diagonal_only_first(image_features, text_features, logit_scale, log
     return total / n
 
 
+def _chunked_block_diagonal(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    """Positives on each block's own diagonal (rows 0..C), not at rows start + j."""
+    n, total = len(image_features), 0.0
+    for start in range(0, n, chunk_size):
+        t = text_features[start:start + chunk_size]
+        logits = logit_scale * image_features @ t.T + logit_bias  # (N, C)
+        labels = -torch.ones_like(logits)
+        cols = torch.arange(len(t))
+        labels[cols, cols] = 1.0
+        total = total - F.logsigmoid(labels * logits).sum()
+    return total / n
+
+
+def _chunked_drops_remainder(image_features, text_features, logit_scale, logit_bias, chunk_size):
+    """Loops over whole chunks only: the last, partial chunk is never scored."""
+    n, total = len(image_features), image_features.new_zeros(())
+    for start in range(0, n - chunk_size + 1, chunk_size):
+        t = text_features[start:start + chunk_size]
+        logits = logit_scale * image_features @ t.T + logit_bias  # (N, C)
+        labels = -torch.ones_like(logits)
+        cols = torch.arange(len(t))
+        labels[start + cols, cols] = 1.0
+        total = total - F.logsigmoid(labels * logits).sum()
+    return total / n
+
+
 q7 = FunctionProblem(
     var="chunked_siglip_loss",
     prompt="Interview level. Implement `chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, "
-           "chunk_size)` that gives exactly the SigLIP loss but only ever builds `(N, chunk_size)` logit blocks, "
-           "looping over chunks of the texts. This is how SigLIP trains with batches far larger than memory.",
+           "chunk_size)` that gives exactly the SigLIP loss but only ever builds `(N, chunk_size)` blocks, looping over "
+           "chunks of the texts. This is how SigLIP trains with batches far larger than memory. The checker measures "
+           "the largest tensor your function allocates: no `(N, N)` matrix (logits, labels or mask) may appear.",
     hints=["Loop `for start in range(0, N, chunk_size)` and score all images against texts[start:start+chunk_size].",
            "In the block, the positives are at rows `start + j`, column `j`: the diagonal moves with the chunk.",
-           "Accumulate the summed -log σ over blocks, divide by N at the end."],
+           "Accumulate the summed -log σ over blocks, divide by N at the end. The last chunk may be shorter."],
     stub="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
          "    raise NotImplementedError",
     solution_code="def chunked_siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size):\n"
@@ -208,8 +269,123 @@ q7 = FunctionProblem(
                   "    return total / n",
     reference=_chunked_ref,
     cases=_chunked_cases,
+    probe=_no_dense_block,
+    probe_cases=_probe_cases,
     mistakes=[(_chunked_diagonal_only_first, "only the first chunk has positives: in chunk `start`, the positives sit at "
-                                             "rows `start + j`, not on the block's own diagonal.")],
+                                             "rows `start + j`, not nowhere."),
+              (_chunked_block_diagonal, "the positives sit on each block's own top-left diagonal: in the chunk that "
+                                        "starts at `start`, text `j` belongs to image `start + j`."),
+              (_chunked_drops_remainder, "when chunk_size does not divide N, the last, shorter chunk is never scored: "
+                                         "`range(0, N, chunk_size)` visits it, slicing past the end is safe.")],
 )
 
-PROBLEMS = [q1, q2, q3, q4, q5, q6, q7]
+
+# ----------------------------------------------------------------------------- gradients by hand
+def _logit_cases(rng):
+    """Square logit matrices: small, random, N = 1, large logits (±1e3 rows), float32 and float64."""
+    cases = [{"logits": randn(rng, 2, 2) * 3}, {"logits": randn(rng, 1, 1)}]
+    for n in sizes(rng, 3, 10, 2):
+        cases.append({"logits": randn(rng, n, n, dtype=pick_dtype(rng)) * float(rng.uniform(1, 20))})
+    big = randn(rng, 3, 3, dtype=torch.float32) * 5
+    big[0] += 1000.0
+    big[:, 2] -= 1000.0
+    cases.append({"logits": big})
+    return cases
+
+
+def _infonce_grad_ref(logits):
+    z = logits.detach().clone().requires_grad_(True)
+    labels = torch.arange(z.shape[0])
+    loss = (F.cross_entropy(z, labels) + F.cross_entropy(z.T, labels)) / 2
+    (grad,) = torch.autograd.grad(loss, z)
+    return grad
+
+
+def _grad_rows_only(logits):
+    n = logits.shape[0]
+    return (logits.softmax(dim=1) - torch.eye(n, dtype=logits.dtype)) / n
+
+
+def _grad_no_mean(logits):
+    n = logits.shape[0]
+    eye = torch.eye(n, dtype=logits.dtype)
+    return ((logits.softmax(dim=1) - eye) + (logits.softmax(dim=0) - eye)) / 2
+
+
+q8 = FunctionProblem(
+    var="infonce_logit_grad",
+    prompt="Interview level: the gradient by hand. For an `(N, N)` logit matrix `Z` (rows images, columns texts, "
+           "matches on the diagonal), CLIP's loss is `L = (CE_rows(Z) + CE_columns(Z)) / 2`, each cross-entropy a mean "
+           "over N. Derive `∂L/∂Z` and write `infonce_logit_grad(logits)` returning it, *without autograd*. The checker "
+           "compares it with autograd's, including logits of ±1000.",
+    hints=["For one row, ∂CE/∂z_j = softmax(z)_j − [j = label]: 'predicted minus target'.",
+           "Rows: (softmax over dim 1 − I) / N. Columns: the same with the softmax over dim 0. Average the two.",
+           "`softmax` is stable for large logits; `exp` is not."],
+    stub="def infonce_logit_grad(logits):\n    raise NotImplementedError",
+    solution_code="def infonce_logit_grad(logits):\n"
+                  "    n = logits.shape[0]\n"
+                  "    eye = torch.eye(n, dtype=logits.dtype)  # (N, N) the targets\n"
+                  "    rows = logits.softmax(dim=1) - eye  # image→text: predicted minus target\n"
+                  "    cols = logits.softmax(dim=0) - eye  # text→image\n"
+                  "    return (rows + cols) / (2 * n)  # (N, N)",
+    reference=_infonce_grad_ref,
+    cases=_logit_cases,
+    mistakes=[(_grad_rows_only, "only the image→text direction: the text→image cross-entropy (a softmax down each "
+                                "column) contributes too."),
+              (_grad_no_mean, "the direction terms are right but not divided by N: each cross-entropy is a *mean* over "
+                              "the N rows (or columns).")],
+)
+
+
+def _backward_cases(rng):
+    cases = []
+    for n, d, dtype in [(2, 3, torch.float64), (1, 4, torch.float64), (6, 8, torch.float32)] + [
+            (n, 5, pick_dtype(rng)) for n in sizes(rng, 3, 9, 2)]:
+        x, y = _features(rng, n, d, dtype)
+        cases.append({"image_features": x, "text_features": y, "logit_scale": float(rng.uniform(2, 50))})
+    return cases
+
+
+def _backward_ref(image_features, text_features, logit_scale):
+    x = image_features.detach().clone().requires_grad_(True)
+    y = text_features.detach().clone().requires_grad_(True)
+    loss = losses.clip_loss(x, y, logit_scale)
+    gx, gy = torch.autograd.grad(loss, (x, y))
+    return gx, gy
+
+
+def _backward_no_scale(image_features, text_features, logit_scale):
+    gx, gy = _backward_ref(image_features, text_features, logit_scale)
+    return gx / logit_scale, gy / logit_scale
+
+
+def _backward_rows_only(image_features, text_features, logit_scale):
+    logits = logit_scale * image_features @ text_features.T  # (N, N)
+    g = _grad_rows_only(logits)
+    return logit_scale * g @ text_features, logit_scale * g.T @ image_features
+
+
+q9 = FunctionProblem(
+    var="clip_loss_backward",
+    prompt="Now through the similarity: `Z = s · X Yᵀ` with `X` the `(N, D)` image features, `Y` the text features "
+           "and `s` the logit scale. Write `clip_loss_backward(image_features, text_features, logit_scale)` returning "
+           "the pair `(∂L/∂X, ∂L/∂Y)` of CLIP's loss, by hand (you may call your `infonce_logit_grad` logic; no "
+           "autograd). Checked against autograd.",
+    hints=["Chain rule through a matrix product: if Z = s·X Yᵀ then ∂L/∂X = s · G Y and ∂L/∂Y = s · Gᵀ X, with G = ∂L/∂Z.",
+           "G is the previous exercise's answer."],
+    stub="def clip_loss_backward(image_features, text_features, logit_scale):\n    raise NotImplementedError",
+    solution_code="def clip_loss_backward(image_features, text_features, logit_scale):\n"
+                  "    logits = logit_scale * image_features @ text_features.T  # (N, N)\n"
+                  "    n = logits.shape[0]\n"
+                  "    eye = torch.eye(n, dtype=logits.dtype)\n"
+                  "    g = (logits.softmax(dim=1) - eye + logits.softmax(dim=0) - eye) / (2 * n)  # (N, N) dL/dZ\n"
+                  "    return logit_scale * g @ text_features, logit_scale * g.T @ image_features  # (N, D) each",
+    reference=_backward_ref,
+    cases=_backward_cases,
+    mistakes=[(_backward_no_scale, "the logit scale is missing from the chain rule: Z = s · X Yᵀ, so s multiplies both "
+                                   "gradients."),
+              (_backward_rows_only, "only the image→text cross-entropy is in G: the text→image term (softmax down the "
+                                    "columns) contributes to both gradients.")],
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6, q7, q8, q9]

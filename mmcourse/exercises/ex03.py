@@ -3,13 +3,24 @@ import math
 
 import torch
 
-from ._cases import randn
+from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "03 · OpenCLIP and SigLIP: probabilities, padding, preprocessing"
 SETUP = "import torch"
 
-_logit_cases = lambda rng: [{"logits": randn(rng, n, l) * s} for n, l, s in [(2, 3, 3), (4, 5, 10), (1, 2, 1)]]  # noqa: E731
+def _logit_cases(rng):
+    """A small case, random sizes in both dtypes, one label, one image, and logits of ±1e3 (rows far apart)."""
+    cases = [{"logits": randn(rng, 2, 3) * 3}]
+    for n, l in zip(sizes(rng, 2, 6, 2), sizes(rng, 2, 9, 2)):
+        cases.append({"logits": randn(rng, n, l, dtype=pick_dtype(rng)) * float(rng.uniform(1, 10))})
+    cases.append({"logits": randn(rng, 1, 4)})
+    cases.append({"logits": randn(rng, 3, 1, dtype=torch.float32)})
+    for dtype in (torch.float32, torch.float64):  # large logits: one row near +1000, one near -1000
+        offsets = torch.tensor([[1000.0], [-1000.0], [0.0]], dtype=dtype)  # (3, 1)
+        cases.append({"logits": randn(rng, 3, 4, dtype=dtype) * 5 + offsets})
+    return cases
+
 
 q1 = FunctionProblem(
     var="sigmoid_probs",
@@ -24,6 +35,16 @@ q1 = FunctionProblem(
                                                   "to 1. SigLIP's probabilities are independent per label.")],
 )
 
+def _naive_softmax(logits):
+    e = logits.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _global_shift_softmax(logits):
+    e = (logits - logits.max()).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 q2 = FunctionProblem(
     var="softmax_probs",
     prompt="CLIP's zero-shot probabilities make the labels compete. Write `softmax_probs(logits)` for an `(N, L)` "
@@ -37,6 +58,10 @@ q2 = FunctionProblem(
     reference=lambda logits: logits.softmax(dim=-1),
     cases=_logit_cases,
     mistakes=[(lambda logits: logits.softmax(dim=0), "the softmax runs over images: each image's *row* must sum to 1."),
+              (_naive_softmax, "not stable: with logits near ±1000, exp overflows to inf (or underflows to 0) and the "
+                               "ratio becomes NaN. Shift each row before exponentiating."),
+              (_global_shift_softmax, "one shift for the whole matrix is not enough: a row far below the global max "
+                                      "underflows to all zeros (0/0). Shift each row by its own max."),
               (lambda logits: torch.sigmoid(logits), "that is the sigmoid: CLIP's probabilities sum to 1 over the labels.")],
 )
 
@@ -62,8 +87,8 @@ q4 = ChoiceProblem(
              "c": "The tokenizer raises an error.",
              "d": "Only the speed changes."},
     correct="b",
-    explanations={"a": "SigLIP's text model was trained on fixed-length padded text and pools the last position, so the "
-                       "pad tokens are part of what it learned; notebook 03 measures the drop.",
+    explanations={"a": "the attention mask does not make padding irrelevant here: ask which position the pooled "
+                       "text embedding is read from, and what sat there during training.",
                   "b": "the model sees inputs unlike its training ones; use the processor with padding='max_length', as "
                        "the model card says. Notebook 03 trains one way and evaluates both ways.",
                   "c": "both settings are valid tokenizer calls; nothing warns you.",
@@ -82,8 +107,8 @@ q5 = ChoiceProblem(
              "c": "Silently worse embeddings and accuracy: the model sees inputs from a shifted distribution.",
              "d": "Better accuracy, since ImageNet statistics are more general."},
     correct="c",
-    explanations={"a": "the first layer was trained on inputs normalised one specific way; other constants shift every input.",
-                  "b": "the shapes are the same; nothing fails loudly, which is why this bug survives.",
+    explanations={"a": "the constants are part of what the first layer was trained on; they are not interchangeable.",
+                  "b": "the mean/std change values, not shapes: nothing here can raise.",
                   "c": "always use the checkpoint's own preprocessing (resize, crop, mean/std); notebook 03 measures the drop.",
                   "d": "the model never saw ImageNet-normalised inputs; no generality is gained."},
     hints=["Would anything raise an error?"],

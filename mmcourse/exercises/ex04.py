@@ -8,7 +8,11 @@ SETUP = "import numpy as np"
 
 
 def _wave_cases(rng):
-    return [{"wave": rng.standard_normal(n).astype(np.float32), "length": m} for n, m in [(5, 8), (10, 4), (6, 6)]]
+    """Longer than `length`, shorter, equal, length 1, and a one-sample clip; float32 and float64."""
+    pairs = [(5, 8), (10, 4), (6, 6), (7, 1), (1, 5)]
+    pairs += [(int(n), int(m)) for n, m in zip(rng.integers(1, 40, 3), rng.integers(1, 40, 3))]
+    dtypes = (np.float32, np.float64)
+    return [{"wave": rng.standard_normal(n).astype(dtypes[i % 2]), "length": m} for i, (n, m) in enumerate(pairs)]
 
 
 def _pad_ref(wave, length):
@@ -42,7 +46,8 @@ q2 = FunctionProblem(
     stub="def to_mono(wave):\n    raise NotImplementedError",
     solution_code="def to_mono(wave):\n    return wave.mean(axis=0)  # (samples,)",
     reference=lambda wave: wave.mean(axis=0),
-    cases=lambda rng: [{"wave": rng.standard_normal((c, n))} for c, n in [(2, 5), (3, 7), (1, 4)]],
+    cases=lambda rng: [{"wave": rng.standard_normal((c, n))} for c, n in
+                       [(2, 5), (1, 4), (3, 2)] + [(int(c), int(n)) for c, n in zip(rng.integers(1, 6, 3), rng.integers(1, 30, 3))]],
     mistakes=[(lambda wave: wave[0], "you kept only the first channel: average all channels."),
               (lambda wave: wave.sum(axis=0), "summing the channels makes the mix louder (it can clip): average them.")],
 )
@@ -62,6 +67,16 @@ def _frames_ref(n_samples, hop_length):
     return np.array(1 + n_samples // hop_length)
 
 
+def _frames_cases(rng):
+    """Exact multiples, remainders above and below half a hop, a clip shorter than one hop, one sample, random."""
+    pairs = [(10, 4), (48_000, 480), (1000, 300), (3, 512), (1, 1), (1, 7)]
+    hop = int(rng.integers(50, 600))
+    pairs += [(hop * int(rng.integers(2, 50)) + hop - 1, hop),  # remainder just under a hop: rounding goes up
+              (hop * int(rng.integers(2, 50)) + 1, hop)]  # remainder of one sample
+    pairs += [(int(n), int(h)) for n, h in zip(rng.integers(1, 100_000, 4), rng.integers(1, 2_000, 4))]
+    return [{"n_samples": n, "hop_length": h} for n, h in pairs]
+
+
 q4 = FunctionProblem(
     var="n_frames",
     prompt="A centred STFT (librosa's default, `center=True`) pads the signal so that frame `t` is centred on sample "
@@ -71,11 +86,14 @@ q4 = FunctionProblem(
     stub="def n_frames(n_samples, hop_length):\n    raise NotImplementedError",
     solution_code="def n_frames(n_samples, hop_length):\n    return 1 + n_samples // hop_length",
     reference=_frames_ref,
-    cases=lambda rng: [{"n_samples": n, "hop_length": h} for n, h in [(48_000, 480), (1000, 300), (10, 4)]],
+    cases=_frames_cases,
     atol=0, rtol=0,
     mistakes=[(lambda n_samples, hop_length: n_samples // hop_length, "one frame short: the frame at sample 0 counts too."),
               (lambda n_samples, hop_length: -(-n_samples // hop_length), "rounding up is not it: count the frame centres "
-                                                                           "0, hop, 2·hop, … that fall inside the signal.")],
+                                                                           "0, hop, 2·hop, … that fall inside the signal."),
+              (lambda n_samples, hop_length: round(n_samples / hop_length) + 1,
+               "rounding the number of hops to the nearest integer counts a frame centre past the end of the signal "
+               "whenever the remainder is more than half a hop: count only the centres that fall inside it.")],
 )
 
 q5 = ChoiceProblem(

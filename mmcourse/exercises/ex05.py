@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ._cases import randn
+from ._cases import pick_dtype, randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "05 · Binding: new modalities aligned through images"
@@ -11,7 +11,8 @@ SETUP = "import torch\nimport torch.nn.functional as F"
 
 def _emergent_cases(rng):
     return [{"audio_features": randn(rng, n, d, normalize=True), "label_text_features": randn(rng, l, d, normalize=True)}
-            for n, l, d in [(3, 2, 4), (6, 5, 8), (2, 4, 3)]]
+            for n, l, d in [(3, 2, 4), (6, 5, 8), (2, 4, 3), (1, 3, 4), (4, 1, 3), (5, 5, 6)]
+            + list(zip(sizes(rng, 2, 12, 2), sizes(rng, 2, 9, 2), sizes(rng, 3, 10, 2)))]
 
 
 q1 = FunctionProblem(
@@ -41,7 +42,10 @@ def _binding_ref(new_features, image_features, logit_scale):
 
 def _binding_cases(rng):
     return [{"new_features": randn(rng, n, d), "image_features": randn(rng, n, d, normalize=True), "logit_scale": s}
-            for n, d, s in [(3, 4, 10.0), (6, 8, 20.0), (4, 3, 14.3)]]
+            for n, d, s in [(3, 4, 10.0), (6, 8, 20.0), (4, 3, 14.3), (1, 4, 10.0)]
+            + [(n, 8, float(rng.uniform(1, 100))) for n in sizes(rng, 2, 12, 2)]] + [
+        {"new_features": randn(rng, 5, 6, dtype=torch.float32) * 10, "image_features": randn(rng, 5, 6, normalize=True,
+         dtype=torch.float32), "logit_scale": 50.0}]
 
 
 q2 = FunctionProblem(
@@ -87,7 +91,9 @@ q3 = FunctionProblem(
                   "    total = F.normalize(image_embedding, dim=-1) + F.normalize(sound_embedding, dim=-1)  # (D,)\n"
                   "    return F.normalize(total, dim=-1)",
     reference=_arith_ref,
-    cases=lambda rng: [{"image_embedding": randn(rng, d) * s, "sound_embedding": randn(rng, d)} for d, s in [(3, 5.0), (8, 0.3)]],
+    cases=lambda rng: [{"image_embedding": randn(rng, d, dtype=dt) * s, "sound_embedding": randn(rng, d, dtype=dt)}
+                       for d, s, dt in [(3, 5.0, torch.float64), (8, 0.3, torch.float64), (2, 1e3, torch.float32),
+                                        (int(rng.integers(2, 20)), float(rng.uniform(0.1, 10)), pick_dtype(rng))]],
     mistakes=[(lambda image_embedding, sound_embedding: F.normalize(image_embedding + sound_embedding, dim=-1),
                "the inputs are not normalised before the sum: the longer vector dominates."),
               (lambda image_embedding, sound_embedding: F.normalize(image_embedding, dim=-1) + F.normalize(sound_embedding, dim=-1),
@@ -117,7 +123,8 @@ q5 = ChoiceProblem(
     explanations={"a": "naturally paired data exists for (image, X) at scale; text alignment then comes for free through "
                        "the frozen image–text space (the emergent zero-shot behaviour notebook 05 measures).",
                   "b": "the size of the input is irrelevant to which modality binds the others.",
-                  "c": "text encoders freeze as easily as any other (the course's LiT-style towers freeze MiniLM).",
+                  "c": "text encoders freeze as easily as any other: the course's own checkpoints keep the MiniLM text tower "
+                       "frozen (the mirror image of LiT, which locks the image tower).",
                   "d": "CLAP trains audio against text with the same loss."},
     hints=["Where would you find millions of (audio, X) pairs without labelling anything?"],
     stub="answer_why_images = ____  # 'a', 'b', 'c' or 'd'",

@@ -1,7 +1,7 @@
 """Exercises for notebook 06: ColPali's late interaction (MaxSim)."""
 import torch
 
-from ._cases import randn
+from ._cases import randn, sizes
 from .core import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "06 · ColPali: MaxSim late interaction"
@@ -27,7 +27,8 @@ q1 = FunctionProblem(
                   "    return sims.max(dim=1).values.sum()",
     reference=_pair_ref,
     cases=lambda rng: [{"query": randn(rng, tq, d, normalize=True), "document": randn(rng, td, d, normalize=True)}
-                       for tq, td, d in [(2, 3, 4), (5, 9, 8), (1, 4, 3)]],
+                       for tq, td, d in [(2, 3, 4), (5, 9, 8), (1, 4, 3), (3, 1, 4), (1, 1, 2)]
+                       + list(zip(sizes(rng, 2, 8, 2), sizes(rng, 2, 20, 2), sizes(rng, 3, 16, 2)))],
     mistakes=[(lambda query, document: (query @ document.T).max(dim=0).values.sum(),
                "the max runs over query tokens: for each *query token* find its best patch (max over `dim=1`)."),
               (lambda query, document: (query @ document.T).max(dim=1).values.mean(),
@@ -44,14 +45,21 @@ def _masked_ref(query, documents, mask):
 
 
 def _masked_cases(rng):
+    """Real similarities all negative (padding would win), or mixed; a page with one real patch; float32 too."""
     cases = []
-    for tq, nd, td, d in [(2, 2, 3, 3), (3, 4, 6, 5), (2, 3, 5, 4)]:
-        base = randn(rng, d, normalize=True)  # (D,) the query's direction
-        query = torch.nn.functional.normalize(base + 0.3 * randn(rng, tq, d), dim=-1)  # (Tq, D)
-        # every real patch points away from the query: all real similarities are negative
-        documents = torch.nn.functional.normalize(-base + 0.3 * randn(rng, nd, td, d), dim=-1)  # (Nd, Td, D)
+    shapes = [(2, 2, 3, 3, -1, torch.float64), (3, 4, 6, 5, -1, torch.float64), (1, 3, 5, 4, -1, torch.float32),
+              (2, 3, 4, 4, 1, torch.float64)]
+    shapes += [(int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(2, 9)), 6, int(rng.choice([-1, 1])),
+                torch.float32) for _ in range(2)]
+    for tq, nd, td, d, sign, dtype in shapes:
+        base = randn(rng, d, normalize=True, dtype=dtype)  # (D,) the query's direction
+        query = torch.nn.functional.normalize(base + 0.3 * randn(rng, tq, d, dtype=dtype), dim=-1)  # (Tq, D)
+        # sign -1: every real patch points away from the query, so all real similarities are negative
+        documents = torch.nn.functional.normalize(sign * base + 0.6 * randn(rng, nd, td, d, dtype=dtype), dim=-1)
         lengths = torch.tensor([int(x) for x in rng.integers(1, td + 1, size=nd)])
-        lengths[0] = max(1, td - 1)  # at least one document is padded
+        lengths[0] = max(1, td - 1)  # at least one document is padded (when Td > 1)
+        if nd > 1:
+            lengths[-1] = 1  # a page with a single real patch
         mask = torch.arange(td)[None, :] < lengths[:, None]  # (Nd, Td) True = real patch
         cases.append({"query": query, "documents": documents * mask[..., None], "mask": mask})  # padding = zeros
     return cases
@@ -120,4 +128,67 @@ q5 = ChoiceProblem(
     solution_code="answer_multivector = 'a'",
 )
 
-PROBLEMS = [q1, q2, q3, q4, q5]
+
+
+def _pool_ref(n_patches, dim, bytes_per_value, budget_bytes):
+    per_vector = dim * bytes_per_value
+    for factor in range(1, n_patches + 1):
+        if -(-n_patches // factor) * per_vector <= budget_bytes:
+            return factor
+    raise ValueError("budget below one vector")  # never drawn: the cases always fit one vector
+
+
+def _pool_cases(rng):
+    """ColPali's 1,030 × 128 pages in fp32 / fp16 / binary; budgets that make the rounding matter; everything fits."""
+    cases = [dict(n_patches=10, dim=4, bytes_per_value=1, budget_bytes=14),  # 3.5 vectors: ceil(10/3) = 4 does not fit
+             dict(n_patches=1030, dim=128, bytes_per_value=2, budget_bytes=100_000),
+             dict(n_patches=1030, dim=128, bytes_per_value=4, budget_bytes=1030 * 128 * 4),  # no pooling needed
+             dict(n_patches=1030, dim=128, bytes_per_value=0.125, budget_bytes=16),  # one binary vector
+             dict(n_patches=7, dim=2, bytes_per_value=4, budget_bytes=8 * 3.5)]
+    for _ in range(3):
+        n, d = int(rng.integers(2, 2000)), int(rng.choice([64, 128, 256]))
+        b = float(rng.choice([4, 2, 1, 0.125]))
+        budget = float(rng.uniform(1, n)) * d * b
+        cases.append(dict(n_patches=n, dim=d, bytes_per_value=b, budget_bytes=budget))
+    return cases
+
+
+def _pool_ratio(n_patches, dim, bytes_per_value, budget_bytes):
+    return -(-n_patches * dim * bytes_per_value // budget_bytes)
+
+
+def _pool_floor(n_patches, dim, bytes_per_value, budget_bytes):
+    per_vector = dim * bytes_per_value
+    for factor in range(1, n_patches + 1):
+        if (n_patches // factor) * per_vector <= budget_bytes:
+            return factor
+    return n_patches
+
+
+q6 = FunctionProblem(
+    var="smallest_pool_factor",
+    prompt="**A pooling budget** (notebook 06 promised it). Hierarchical token pooling with factor `f` keeps "
+           "`ceil(n_patches / f)` vectors per page (notebook 06's `pool_tokens`). Write `smallest_pool_factor(n_patches, "
+           "dim, bytes_per_value, budget_bytes)` returning the smallest integer factor whose pooled page fits the "
+           "budget (`bytes_per_value`: 4 for fp32, 2 for fp16, 1/8 for binary). The budget always fits at least one "
+           "vector. Notebook 06 measured the nDCG each factor costs: the smallest factor that fits keeps the most "
+           "quality.",
+    hints=["A page pooled by f stores ceil(n_patches / f) · dim · bytes_per_value bytes.",
+           "Dividing the page size by the budget gives a factor for n/f vectors, but the pooler keeps ceil(n/f): "
+           "check the rounding, or simply try f = 1, 2, … until it fits."],
+    stub="def smallest_pool_factor(n_patches, dim, bytes_per_value, budget_bytes):\n    raise NotImplementedError",
+    solution_code="def smallest_pool_factor(n_patches, dim, bytes_per_value, budget_bytes):\n"
+                  "    per_vector = dim * bytes_per_value  # bytes\n"
+                  "    for factor in range(1, n_patches + 1):\n"
+                  "        if -(-n_patches // factor) * per_vector <= budget_bytes:  # ceil(n / f) vectors\n"
+                  "            return factor",
+    reference=_pool_ref,
+    cases=_pool_cases,
+    atol=0, rtol=0,
+    mistakes=[(_pool_ratio, "page size / budget would be right if pooling kept n/f vectors, but it keeps ceil(n/f): "
+                            "your factor can leave the page just over the budget."),
+              (_pool_floor, "the pooler keeps ceil(n_patches / f) vectors, not floor: the last, partial group is a "
+                            "vector too.")],
+)
+
+PROBLEMS = [q1, q2, q3, q4, q5, q6]

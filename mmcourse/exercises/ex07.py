@@ -8,7 +8,18 @@ SETUP = "import numpy as np"
 
 
 def _rankings(rng, n_docs, n_lists):
-    return [list(map(int, rng.permutation(n_docs)[: rng.integers(2, n_docs + 1)])) for _ in range(n_lists)]
+    return [list(map(int, rng.permutation(n_docs)[: rng.integers(0, n_docs + 1)])) for _ in range(n_lists)]
+
+
+def _rrf_cases(rng):
+    """Partial lists of different lengths, an empty list, one list, a document in no list, k = 1."""
+    cases = [{"rankings": [[2, 0], [0, 3, 1]], "n_docs": 5, "k": 60},
+             {"rankings": [[1, 0, 2], []], "n_docs": 4, "k": 1},
+             {"rankings": [[0]], "n_docs": 1, "k": 60}]
+    for _ in range(3):
+        n = int(rng.integers(3, 12))
+        cases.append({"rankings": _rankings(rng, n, int(rng.integers(1, 4))), "n_docs": n, "k": int(rng.choice([1, 10, 60]))})
+    return cases
 
 
 def _rrf_ref(rankings, n_docs, k=60):
@@ -40,25 +51,27 @@ q1 = FunctionProblem(
                   "            scores[doc] += 1 / (k + rank)\n"
                   "    return scores",
     reference=_rrf_ref,
-    cases=lambda rng: [{"rankings": _rankings(rng, n, m), "n_docs": n, "k": k} for n, m, k in [(4, 2, 60), (8, 3, 10), (5, 1, 1)]],
+    cases=_rrf_cases,
     mistakes=[(_rrf_zero_based, "ranks start at 1 in RRF: the top document gets 1/(k+1), not 1/k.")],
 )
 
 
 def _recall_ref(ranked_ids, relevant_ids, k):
-    from ..retrieval import recall_at_k
-
-    n = max(max(ranked_ids), max(relevant_ids)) + 1
-    scores = np.zeros((1, n))
-    scores[0, ranked_ids] = np.arange(len(ranked_ids), 0, -1)  # best first
-    return np.array(recall_at_k(scores, [list(relevant_ids)], k))
+    relevant = set(relevant_ids)
+    return len(set(list(ranked_ids)[:k]) & relevant) / len(relevant)
 
 
 def _recall_cases(rng):
-    out = []
-    for n, r, k in [(6, 2, 3), (10, 3, 5), (5, 1, 1)]:
-        ranked = list(map(int, rng.permutation(n)))
-        out.append({"ranked_ids": ranked, "relevant_ids": list(map(int, rng.choice(n, r, replace=False))), "k": k})
+    """Several relevant documents, one, a relevant one never retrieved, k = 1, k past the end of the ranking."""
+    out = [{"ranked_ids": [3, 0, 4, 1], "relevant_ids": [0, 2], "k": 2},
+           {"ranked_ids": [2, 1], "relevant_ids": [1, 4, 0], "k": 5},
+           {"ranked_ids": [0, 1, 2], "relevant_ids": [2], "k": 1},
+           {"ranked_ids": [4, 1, 0, 3], "relevant_ids": [0], "k": 2}]
+    for _ in range(3):
+        n = int(rng.integers(4, 15))
+        ranked = list(map(int, rng.permutation(n)[: rng.integers(2, n + 1)]))
+        relevant = list(map(int, rng.choice(n, int(rng.integers(1, 4)), replace=False)))
+        out.append({"ranked_ids": ranked, "relevant_ids": relevant, "k": int(rng.integers(1, n + 2))})
     return out
 
 
@@ -86,11 +99,19 @@ def _fuse_ref(text_ids, text_scores, image_ids, image_scores, n_docs, w):
 
 
 def _fuse_cases(rng):
+    """Top-k lists (not permutations): partial, of different lengths, one empty, and one full permutation."""
+    def hits(n, k):
+        ids = rng.permutation(n)[:k]
+        return ids, np.sort(rng.uniform(0, 1, k))[::-1].copy()
+
     out = []
-    for n, w in [(4, 0.5), (6, 0.3), (5, 0.8)]:
-        t_ids, i_ids = rng.permutation(n), rng.permutation(n)
-        t_sc, i_sc = np.sort(rng.uniform(0, 1, n))[::-1], np.sort(rng.uniform(0, 1, n))[::-1]
+    for n, kt, ki, w in [(6, 3, 3, 0.5), (8, 5, 2, 0.3), (5, 0, 4, 0.8), (4, 4, 4, 0.6), (9, 2, 6, 0.5)]:
+        (t_ids, t_sc), (i_ids, i_sc) = hits(n, kt), hits(n, ki)
         out.append({"text_ids": t_ids, "text_scores": t_sc, "image_ids": i_ids, "image_scores": i_sc, "n_docs": n, "w": w})
+    n = int(rng.integers(5, 20))
+    (t_ids, t_sc), (i_ids, i_sc) = hits(n, int(rng.integers(1, n + 1))), hits(n, int(rng.integers(1, n + 1)))
+    out.append({"text_ids": t_ids, "text_scores": t_sc, "image_ids": i_ids, "image_scores": i_sc, "n_docs": n,
+                "w": float(rng.uniform(0, 1))})
     return out
 
 
@@ -139,7 +160,7 @@ q5 = ChoiceProblem(
     explanations={"a": "FAISS scores every stored vector, zeros included.",
                   "b": "a placeholder is a real point in the space. Keep per-modality indexes keyed by id and fuse only the "
                        "modalities a document has (notebook 07 shows both effects).",
-                  "c": "inner products with a zero vector are simply 0; nothing fails, which is why the bug survives.",
+                  "c": "FAISS accepts zero vectors like any other vector; nothing raises.",
                   "d": "nothing removes it; it stays and gets a made-up score."},
     hints=["What is the inner product of any query with the zero vector?"],
     stub="answer_missing_modality = ____  # 'a', 'b', 'c' or 'd'",

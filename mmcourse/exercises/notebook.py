@@ -45,6 +45,7 @@ NOTEBOOK_NAMES = {
     "ex05": "05_binding_exercises.ipynb",
     "ex06": "06_colpali_maxsim_exercises.ipynb",
     "ex07": "07_hybrid_search_exercises.ipynb",
+    "ex08": "08_production_and_scale_exercises.ipynb",
 }
 
 
@@ -53,45 +54,85 @@ INTERVIEW_INTRO = """# 09 · Interview preparation
 **Learning objectives**
 
 - explain the ideas of the course out loud, the way an interviewer asks for them: CLIP, the losses, SigLIP, CLAP,
-  binding, ColPali, hybrid search and scale;
-- check your own answers: each question has a model answer (folded; click to open) and a self-check that names
-  the key points your answer still misses;
-- solve five whiteboard coding tasks, checked like the exercises.
+  binding, ColPali, hybrid search and scale, and the deeper questions a strong interviewer adds (gradients by hand,
+  distributed losses, sharded search, index memory, a 1-billion-image design, curation, the modality gap);
+- grade yourself honestly: each question has a model answer and a rubric. Answer first, then open the model answer
+  and tick the points you covered (checkboxes in JupyterLab; `interview.qN.rubric(ticked=[...])` anywhere).
+  Nothing here machine-grades prose;
+- check the parts a machine can check: numbers, choices and code, with the exercises' checkers.
 
-How to use it: read a question, answer it aloud or in writing, then run
-`interview.qN.check("your answer")`. The cells below run the check on the model answers, so you can see what a
-complete answer covers."""
+Below, each automatic part is filled in with the model answer so the notebook runs top to bottom; replace it with
+yours and re-run. `mock_interview(minutes=45, seed=...)` at the end draws a timed, balanced set."""
+
+
+COMPOSITION_MD = """Measured on the course's own model: `course/clip-shapes` on two-object scenes ("a red circle left of a
+blue square"). For each scene whose objects differ in colour and shape, does the true caption score higher than the
+caption with the colours swapped (the same words) or with the objects swapped (the same words, other order)? A
+bag-of-words model sits at chance, 0.5."""
+
+COMPOSITION_CODE = """from mmcourse.exercises.measured import swap_test
+
+swap = swap_test(n=200, seed=3)
+for name, value in swap.items():
+    print(f"{name:38s} {value:.2f}" if isinstance(value, float) else f"{name:38s} {value}")
+# bag-of-words behaviour: the swapped caption's text embedding is nearly the true one's, and the image cannot tell
+assert swap["text cosine, true vs attribute swap"] > 0.9
+assert swap["true beats attribute swap"] < 0.75, swap"""
+
+
+def _sub_cell(sub, solved: bool = True) -> str:
+    return sub.solution_code if solved else sub.stub
 
 
 def build_interview():
-    """Notebook 09, generated from :mod:`mmcourse.exercises.interview` (questions) and the topic checkers (coding)."""
+    """Notebook 09, generated from :mod:`mmcourse.exercises.interview`."""
     import nbformat.v4 as v4
 
     from . import interview
 
     cells = [v4.new_markdown_cell(INTERVIEW_INTRO),
-             v4.new_code_cell("import mmcourse\nfrom mmcourse.exercises import interview\n\n"
+             v4.new_code_cell("import math\n\nimport numpy as np\nimport torch\nimport torch.distributed as dist\n"
+                              "import torch.nn.functional as F\n\nimport mmcourse\n"
+                              "from mmcourse.exercises import interview, mock_interview\n\n"
                               "mmcourse.set_seed(0)\ndevice = mmcourse.get_device()")]
     topic = None
     for i, q in enumerate(interview.QUESTIONS, start=1):
+        if i == interview.N_SEED_QUESTIONS + 1:
+            cells.append(v4.new_markdown_cell("# Deeper questions\n\nWhat a strong interviewer asks next: derivations, "
+                                              "distributed training, sharded search, memory estimates and system design."))
+            topic = None
         if q.topic != topic:
             topic = q.topic
             cells.append(v4.new_markdown_cell(f"## {topic}"))
-        cells.append(v4.new_markdown_cell(f"**Q{i}. {q.question}**\n\n<details><summary>Model answer</summary>\n\n"
-                                          f"{q.model_answer}\n\n</details>"))
-        cells.append(v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\ninterview.q{i}.check(interview.q{i}.model_answer)"))
-    cells.append(v4.new_markdown_cell("## Whiteboard coding\n\nFive tasks interviewers ask for on a whiteboard. Each cell "
-                                      "holds a model solution; replace it with your own and re-run the check."))
-    for i, task in enumerate(interview.coding_tasks(), start=1):
-        cells.append(v4.new_markdown_cell(f"### Task {i}\n\n{task.prompt}"))
-        cells.append(v4.new_code_cell("import torch\nimport torch.nn.functional as F\nimport numpy as np\n\n"
-                                      + task.solution_code))
-        cells.append(v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\ninterview.coding_tasks()[{i - 1}].check()"))
+        cells.append(v4.new_markdown_cell(f"**Q{i}** ({q.kind}). {q.question}"))
+        cells.append(v4.new_code_cell(f"interview.q{i}.reveal()"))
+        for sub in q.sub_questions:
+            text = sub.prompt + ("\n\n" + sub.options_markdown() if hasattr(sub, "options_markdown") else "")
+            cells.append(v4.new_markdown_cell(f"*Q{i}, automatic part:* {text}"))
+            cells.append(v4.new_code_cell(_sub_cell(sub)))
+        if q.sub_questions:
+            cells.append(v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\ninterview.q{i}.check()"))
+        if q.question.startswith("Do CLIP-style models understand composition"):
+            cells.append(v4.new_markdown_cell(COMPOSITION_MD))
+            cells.append(v4.new_code_cell(COMPOSITION_CODE))
+        if i == 1:
+            cells.append(v4.new_markdown_cell("Without widgets, tick by number: say your answer covered points 1, 2 and 4."))
+            cells.append(v4.new_code_cell("interview.q1.rubric(ticked=[1, 2, 4])"))
+    cells.append(v4.new_markdown_cell("## Your score for this sitting\n\nRubric points are self-assessed; automatic "
+                                      "parts are checked."))
+    cells.append(v4.new_code_cell("interview.SITTING.report()"))
+    cells.append(v4.new_markdown_cell("## Mock interview\n\n`mock_interview(minutes=45, topics=None, seed=None)` draws a "
+                                      "balanced, timed set (written, coding, design in turn). Answer each, reveal and tick "
+                                      "(or pass `ticked=` to `finish`), then `finish()` gives the time and a per-topic score."))
+    cells.append(v4.new_code_cell("mock = mock_interview(minutes=45, seed=0)\nmock"))
+    cells.append(v4.new_code_cell("mock.finish(ticked={mock.items[0].qid: [1, 2]})"))
     cells.append(v4.new_markdown_cell(
-        "## Summary\n\n- 33 questions span every notebook; the first four are the seed lesson's own.\n"
-        "- A self-check names missing key points, not the words to use: an answer in your own words passes.\n"
-        "- The coding tasks are the core of the course in a few lines each: losses, zero-shot probabilities, "
-        "MaxSim with masks, id-aligned fusion.\n\n**Exercises:** the `exercises/` folder has one notebook per topic."))
+        f"## Summary\n\n- {len(interview.QUESTIONS)} questions: the seed lesson's four, the course's own, and "
+        f"{len(interview.QUESTIONS) - interview.N_SEED_QUESTIONS} deeper ones.\n"
+        "- Prose is self-assessed against a rubric; numbers, choices and code are checked automatically.\n"
+        "- The coding parts are the core of the course in a few lines each: losses and their gradients by hand, "
+        "the distributed loss on two real processes, sharded top-k, index memory.\n\n"
+        "**Exercises:** the `exercises/` folder has one notebook per topic."))
     nb = v4.new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                    "language_info": {"name": "python"}}
