@@ -93,7 +93,8 @@ def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int 
                        init_logit_bias: float = -10.0):
     """``(model, processor)``: a randomly initialised ``SiglipModel``, scale 10 and bias ``init_logit_bias``.
 
-    The paper starts at -10 at every batch size; :func:`train_tiny_siglip` defaults to the course's ``-log(batch_size)``.
+    The paper starts at -10 at every batch size; :func:`train_tiny_siglip` defaults to the course's
+    ``-log(batch_size)``.
     """
     from transformers import SiglipModel
 
