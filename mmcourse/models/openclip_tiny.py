@@ -122,7 +122,11 @@ def register_config(name: str, model_cfg: dict) -> str:
 
 
 def register_tiny_configs(config: TinyOpenClipConfig = TinyOpenClipConfig()) -> list[str]:
-    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-sigmoid``; returns their names."""
+    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-sigmoid``; returns their names.
+
+    Also silences open_clip's "No pretrained weights loaded" warning: these configs have no weights by design.
+    """
+    _quiet_open_clip()
     return [register_config(TINY_CLIP, config.to_open_clip(sigmoid=False)),
             register_config(TINY_SIGLIP, config.to_open_clip(sigmoid=True))]
 
