@@ -98,6 +98,14 @@ def test_training_steps_run_through_mmcourse_train(scenes):
     assert model.logit_bias.item() == pytest.approx(-math.log(8), abs=0.05)  # started at -log(batch), moved by ~lr/step
 
 
+def test_warmup_reaches_the_training_loop_of_both_tiny_models(scenes):
+    _, _, _, history = oc.train_tiny_openclip(scenes, loss="siglip", steps=3, batch_size=8, lr=3e-3, warmup=2,
+                                              progress=False)
+    assert history.lrs == pytest.approx([1.5e-3, 3e-3, 3e-3])
+    _, _, history = st.train_tiny_siglip(scenes, steps=3, batch_size=8, lr=3e-3, warmup=3, progress=False)
+    assert history.lrs == pytest.approx([1e-3, 2e-3, 3e-3])
+
+
 def test_sigmoid_bias_init_follows_the_batch_size():
     assert oc.sigmoid_bias_init(32768) == pytest.approx(-10.4, abs=0.01)  # the paper's -10 for its batch size
     with pytest.raises(ValueError):
@@ -174,3 +182,43 @@ def test_probability_table_and_bad_logits():
         sigmoid_probs(torch.tensor([float("nan")]))
     with pytest.raises(ValueError, match="shape"):
         softmax_probs(torch.zeros(2, 2, 2))
+
+
+# ----------------------------------------------------------------------------- collapse diagnostics
+
+def test_constant_sigmoid_loss_equals_the_sigmoid_loss_of_collapsed_features():
+    from mmcourse.collapse import constant_sigmoid_loss
+
+    n, dim = 64, 8
+    images = torch.zeros(n, dim)
+    images[:, 0] = 1.0  # (N, D) every image on one direction
+    texts = torch.zeros(n, dim)
+    texts[:, 1] = 1.0  # (N, D) every text on an orthogonal one: every logit is the bias
+    for bias in (-math.log(n), -2.0, -10.0):
+        p = 1 / (1 + math.exp(-bias))
+        collapsed = mmcourse.siglip_loss(images, texts, torch.tensor(10.0), torch.tensor(bias)).item()
+        assert constant_sigmoid_loss(n, p) == pytest.approx(collapsed, rel=1e-5)
+    assert constant_sigmoid_loss(64) == pytest.approx(5.151, abs=1e-3)  # notebook 03's collapsed loss
+    best = constant_sigmoid_loss(n)
+    assert all(constant_sigmoid_loss(n, p) > best for p in (0.5 / n, 0.9 / n, 1.1 / n, 2 / n))
+
+
+def test_constant_sigmoid_loss_rejects_bad_input():
+    from mmcourse.collapse import constant_sigmoid_loss
+
+    with pytest.raises(ValueError, match="at least 2"):
+        constant_sigmoid_loss(1)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        constant_sigmoid_loss(8, 1.0)
+
+
+def test_mean_pairwise_cosine_is_one_for_identical_rows_and_near_zero_for_random_ones():
+    from mmcourse.collapse import mean_pairwise_cosine
+
+    row = torch.randn(1, 16, generator=torch.Generator().manual_seed(0))
+    assert mean_pairwise_cosine(row.repeat(5, 1) * torch.arange(1, 6.0)[:, None]) == pytest.approx(1.0, abs=1e-6)
+    assert abs(mean_pairwise_cosine(torch.randn(400, 256, generator=torch.Generator().manual_seed(1)))) < 0.01
+    by_hand = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert mean_pairwise_cosine(by_hand) == pytest.approx((0 + 2 * math.sqrt(0.5)) / 3, abs=1e-6)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        mean_pairwise_cosine(torch.zeros(1, 4))

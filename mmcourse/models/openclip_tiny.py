@@ -122,7 +122,11 @@ def register_config(name: str, model_cfg: dict) -> str:
 
 
 def register_tiny_configs(config: TinyOpenClipConfig = TinyOpenClipConfig()) -> list[str]:
-    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-sigmoid``; returns their names."""
+    """Register ``mmcourse-tiny-clip`` and ``mmcourse-tiny-sigmoid``; returns their names.
+
+    Also silences open_clip's "No pretrained weights loaded" warning: these configs have no weights by design.
+    """
+    _quiet_open_clip()
     return [register_config(TINY_CLIP, config.to_open_clip(sigmoid=False)),
             register_config(TINY_SIGLIP, config.to_open_clip(sigmoid=True))]
 
@@ -199,13 +203,14 @@ def open_clip_loss(kind: str):
 
 
 def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, batch_size: int = 64,
-                        lr: float = 3e-3, device: str = "cpu", seed: int = 0, progress: bool = True,
+                        lr: float = 3e-3, warmup: int = 0, device: str = "cpu", seed: int = 0, progress: bool = True,
                         freeze_token_table: bool = True, init_logit_bias: float | None = None):
     """Train a tiny open_clip model on ``scenes`` with open_clip's ``ClipLoss`` or ``SigLipLoss``.
 
-    Returns ``(model, preprocess, tokenizer, history)``. For the sigmoid loss the bias
-    starts at ``init_logit_bias``, by default ``-log(batch_size)`` (see
-    :func:`sigmoid_bias_init`). ``freeze_token_table`` keeps the
+    Returns ``(model, preprocess, tokenizer, history)``. ``warmup`` steps raise the learning
+    rate linearly to ``lr`` (notebook 03: without it the sigmoid run collapses to the constant
+    predictor). For the sigmoid loss the bias starts at ``init_logit_bias``, by default
+    ``-log(batch_size)`` (see :func:`sigmoid_bias_init`). ``freeze_token_table`` keeps the
     49408 x 64 token embedding at its random initialisation: it holds 3.2 M of the
     model's 3.3 M parameters, our captions use ~20 of its rows, and updating all of it
     every step would cost more than the rest of the step.
@@ -223,18 +228,18 @@ def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, 
         model.token_embedding.requires_grad_(False)
     images, tokens = scene_tensors(scenes, preprocess, tokenizer)
     history = train(model, random_batches(images, tokens, batch_size=batch_size, seed=seed), open_clip_loss(loss),
-                    steps=steps, lr=lr, device=device, seed=seed, progress=progress,
+                    steps=steps, lr=lr, warmup=warmup, device=device, seed=seed, progress=progress,
                     desc=f"open_clip {name} ({loss} loss)")
     return model, preprocess, tokenizer, history
 
 
 def sigmoid_bias_init(batch_size: int) -> float:
-    """A sigmoid-loss bias that matches the batch: ``-log(batch_size)``.
+    """A sigmoid-loss bias that matches the batch: ``-log(batch_size)`` (the course's heuristic).
 
     At initialisation every logit is about ``b``; a batch holds 1 positive per N pairs, so
-    the loss starts near its minimum when ``σ(b) ≈ 1/N``. SigLIP's ``b = -10`` is this
-    rule for its 32 k batches (log 32768 ≈ 10.4); with Adam the bias moves about ``lr``
-    per step, so a batch of 64 starting at -10 spends its whole budget walking to -4.
+    ``σ(b) = 1/N`` matches the prior. This is not the paper's rule: SigLIP starts at
+    ``b = -10`` at every batch size (close to ``-log N`` only for N near 32 k). In notebook 03
+    both starts learn once the learning rate is warmed up, and both collapse without.
     """
     if batch_size < 2:
         raise ValueError(f"batch_size must be at least 2, got {batch_size}")

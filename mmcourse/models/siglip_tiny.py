@@ -93,7 +93,8 @@ def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int 
                        init_logit_bias: float = -10.0):
     """``(model, processor)``: a randomly initialised ``SiglipModel``, scale 10 and bias ``init_logit_bias``.
 
-    The paper's bias, -10, suits its 32 k batches; :func:`train_tiny_siglip` uses ``-log(batch_size)``.
+    The paper starts at -10 at every batch size; :func:`train_tiny_siglip` defaults to the course's
+    ``-log(batch_size)``.
     """
     from transformers import SiglipModel
 
@@ -152,11 +153,14 @@ def image_features(model, processor, images) -> torch.Tensor:
     return F.normalize(features_from_output(out).float(), dim=-1).cpu()  # (N, D)
 
 
-def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, lr: float = 3e-3,
+def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, lr: float = 3e-3, warmup: int = 0,
                       padding: str | bool = "max_length", config: TinySiglipConfig = TinySiglipConfig(),
                       device: str = "cpu", seed: int = 0, progress: bool = True, freeze_token_table: bool = True,
                       init_logit_bias: float | None = None):
     """Train a tiny ``SiglipModel`` on ``scenes`` with the sigmoid loss; returns ``(model, processor, history)``.
+
+    ``warmup`` steps raise the learning rate linearly to ``lr``; the bias starts at
+    ``init_logit_bias``, by default ``-log(batch_size)``.
 
     ``freeze_token_table`` keeps the 30522 x 64 word embedding at its initialisation
     (most of its rows never appear in the captions), as for the tiny open_clip model.
@@ -173,7 +177,7 @@ def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, 
                     max_length=config.max_position_embeddings, return_tensors="pt")["input_ids"]  # (N, L)
     wrapper = SiglipForTraining(model)
     history = train(wrapper, random_batches(pixels, ids, batch_size=batch_size, seed=seed), siglip_loss,
-                    steps=steps, lr=lr, device=device, seed=seed, progress=progress,
+                    steps=steps, lr=lr, warmup=warmup, device=device, seed=seed, progress=progress,
                     desc="tiny SiglipModel (sigmoid loss)")
     return model.eval(), processor, history
 
