@@ -85,7 +85,10 @@ class MaxSimIndex:
             row += (p1 - p0) * longest
         self.packed = torch.cat(parts)  # (rows, D) the whole corpus, one buffer
         if not bool(torch.isfinite(self.packed).all()):  # one pass; name the page only when it fails
-            bad = next(i for i, d in enumerate(docs) if not bool(torch.isfinite(d).all()))
+            bad = next((i for i, d in enumerate(docs) if not bool(torch.isfinite(d).all())), None)
+            if bad is None:
+                raise ValueError(f"documents: values beyond the range of {dtype}; store them as float32 "
+                                 f"or normalise the vectors")
             raise ValueError(f"documents: item {bad} contains NaN or inf; every page vector must be finite")
         self.n_real_rows = sum(lengths)
         position = torch.empty(len(docs), dtype=torch.long)
