@@ -24,6 +24,9 @@ Inf-CL (Inf-CLIP, arXiv 2410.17243) scales contrastive batches this way.
 """
 from __future__ import annotations
 
+import queue
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
 __all__ = ["tiled_logsumexp_sum"]
@@ -57,6 +60,46 @@ def _online_update(run_max, run_sum, z, dim, scratch):
     run_max.copy_(new_max)
 
 
+def _over_row_blocks(spans, work, new_state, device) -> list[dict]:
+    """Run ``work(i0, i1, state)`` for every row block; return each worker's ``state``.
+
+    On a CPU with several torch threads, row blocks go to worker threads that each run
+    single-threaded torch ops (as :func:`mmcourse.retrieval.maxsim` does): a tile is
+    small, and torch's own threads would meet at a barrier after every one of the
+    dozen operations per tile — which stalls whenever another program holds a core.
+    A worker's ``state`` keeps what it sums over its blocks (column statistics, a
+    gradient); the caller combines the states.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, len(spans)) if device.type == "cpu" else 1
+    if workers <= 1:
+        state = new_state()
+        for i0, i1 in spans:
+            work(i0, i1, state)
+        return [state]
+    pending = queue.SimpleQueue()
+    for span in spans:
+        pending.put(span)
+
+    def worker():
+        torch.set_num_threads(1)
+        state = new_state()
+        try:
+            with torch.no_grad():  # grad mode is per thread: no graph in the workers
+                while True:
+                    try:
+                        i0, i1 = pending.get_nowait()
+                    except queue.Empty:
+                        return state
+                    work(i0, i1, state)
+        finally:
+            torch.set_num_threads(threads)
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(worker) for _ in range(workers)]
+        return [f.result() for f in futures]
+
+
 class TiledLogSumExp(torch.autograd.Function):
     """``w_r Σ_i logsumexp_j z_ij + w_c Σ_j logsumexp_i z_ij``, ``z = s · x yᵀ + b``, in tiles.
 
@@ -71,19 +114,23 @@ class TiledLogSumExp(torch.autograd.Function):
         rows_on, cols_on = row_weight != 0, col_weight != 0
         row_max = x.new_full((n,), float("-inf"))
         row_sum = x.new_zeros(n)
-        col_max = y.new_full((m,), float("-inf"))
-        col_sum = y.new_zeros(m)
-        store = {}
-        for i0, i1 in _spans(n, chunk):
-            for j0, j1 in _spans(m, chunk):
-                z = _tile(x[i0:i1], y[j0:j1], scale, bias, _buffer(store, "z", i1 - i0, j1 - j0, x))  # (ci, cj)
-                scratch = _buffer(store, "e", i1 - i0, j1 - j0, x)
-                if rows_on:
+        col_spans = _spans(m, chunk)
+
+        def new_state():  # a worker's running column statistics and its scratch tiles
+            return {"col_max": y.new_full((m,), float("-inf")), "col_sum": y.new_zeros(m)}
+
+        def work(i0, i1, state):
+            for j0, j1 in col_spans:
+                z = _tile(x[i0:i1], y[j0:j1], scale, bias, _buffer(state, "z", i1 - i0, j1 - j0, x))  # (ci, cj)
+                scratch = _buffer(state, "e", i1 - i0, j1 - j0, x)
+                if rows_on:  # this block's rows: online across its column tiles
                     _online_update(row_max[i0:i1], row_sum[i0:i1], z, 1, scratch)
-                if cols_on:
-                    _online_update(col_max[j0:j1], col_sum[j0:j1], z, 0, scratch)
+                if cols_on:  # columns: online across the row blocks this worker sees
+                    _online_update(state["col_max"][j0:j1], state["col_sum"][j0:j1], z, 0, scratch)
+
+        states = _over_row_blocks(_spans(n, chunk), work, new_state, x.device)
         row_lse = row_max + row_sum.log()  # (N,)
-        col_lse = col_max + col_sum.log()  # (M,)
+        col_lse = torch.logsumexp(torch.stack([st["col_max"] + st["col_sum"].log() for st in states]), dim=0)  # (M,)
         total = x.new_zeros(())
         if rows_on:
             total = total + row_weight * row_lse.sum()
@@ -100,14 +147,16 @@ class TiledLogSumExp(torch.autograd.Function):
         bias = bias if ctx.has_bias else None
         row_weight, col_weight = ctx.weights
         need_x, need_y, need_s, need_b = ctx.needs_input_grad[:4]
-        gy = torch.zeros_like(x)  # (N, D) accumulates G y
-        gx = torch.zeros_like(y) if need_y else None  # (M, D) accumulates Gᵀ x
-        g_sum = x.new_zeros(())
-        store = {}
-        for i0, i1 in _spans(x.shape[0], ctx.chunk):
-            for j0, j1 in _spans(y.shape[0], ctx.chunk):
-                z = _tile(x[i0:i1], y[j0:j1], scale, bias, _buffer(store, "z", i1 - i0, j1 - j0, x))  # (ci, cj)
-                g = _buffer(store, "g", i1 - i0, j1 - j0, x)  # (ci, cj) dLoss/dz
+        gy = torch.zeros_like(x)  # (N, D) accumulates G y, each row block by one worker
+        col_spans = _spans(y.shape[0], ctx.chunk)
+
+        def new_state():  # a worker's share of Gᵀ x (summed over its row blocks) and of Σ G
+            return {"gx": torch.zeros_like(y) if need_y else None, "g_sum": x.new_zeros(())}
+
+        def work(i0, i1, state):
+            for j0, j1 in col_spans:
+                z = _tile(x[i0:i1], y[j0:j1], scale, bias, _buffer(state, "z", i1 - i0, j1 - j0, x))  # (ci, cj)
+                g = _buffer(state, "g", i1 - i0, j1 - j0, x)  # (ci, cj) dLoss/dz
                 if row_weight != 0:
                     torch.sub(z, row_lse[i0:i1, None], out=g).exp_().mul_(row_weight)  # w_r · row softmax
                 else:
@@ -116,13 +165,20 @@ class TiledLogSumExp(torch.autograd.Function):
                     g.add_(z.sub_(col_lse[None, j0:j1]).exp_(), alpha=col_weight)  # + w_c · column softmax
                 gy[i0:i1].addmm_(g, y[j0:j1])
                 if need_y:
-                    gx[j0:j1].addmm_(g.T, x[i0:i1])
+                    state["gx"][j0:j1].addmm_(g.T, x[i0:i1])
                 if need_b and ctx.has_bias:
-                    g_sum += g.sum()
+                    state["g_sum"] += g.sum()
+
+        states = _over_row_blocks(_spans(x.shape[0], ctx.chunk), work, new_state, x.device)
         grad_s = grad_out * (x * gy).sum() if need_s else None
         grad_x = gy.mul_(grad_out * scale) if need_x else None
-        grad_y = gx.mul_(grad_out * scale) if need_y else None
-        grad_b = grad_out * g_sum if (need_b and ctx.has_bias) else None
+        grad_y = None
+        if need_y:
+            grad_y = states[0]["gx"]
+            for st in states[1:]:
+                grad_y.add_(st["gx"])
+            grad_y.mul_(grad_out * scale)
+        grad_b = grad_out * sum(st["g_sum"] for st in states) if (need_b and ctx.has_bias) else None
         return grad_x, grad_y, grad_s, grad_b, None, None, None
 
 

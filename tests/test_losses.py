@@ -127,7 +127,7 @@ def test_tiled_clip_keeps_no_nxn_anywhere():
 def test_tiled_clip_peak_memory_is_a_fraction_of_dense():
     from mmcourse.memory import peak_memory
 
-    x, y, t, b = _inputs(2048, 64, torch.float32, bias=False)
+    x, y, t, b = _inputs(2048, 32, torch.float32, bias=False)
 
     def run(**kw):
         x.grad = y.grad = None
