@@ -142,8 +142,8 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None, *, ch
 
     ``chunk_size``: compute the log-sum-exps in ``chunk_size × chunk_size`` tiles with an
     online log-sum-exp and a hand-written backward (:mod:`mmcourse.tiled_logsumexp`), so
-    the ``(N, N)`` matrix never exists: peak extra memory ``≈ 3 · chunk_size²`` values
-    plus the ``(N, D)`` gradients. Same value and gradients as the dense loss up to
+    the ``(N, N)`` matrix never exists: peak extra memory two ``chunk_size²`` tiles per
+    worker thread plus ``(N, D)`` gradient buffers (one more per worker). Same value and gradients as the dense loss up to
     float rounding; one more matrix multiply of compute.
     """
     _check_features(image_features, text_features)
