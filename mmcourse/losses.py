@@ -1,12 +1,16 @@
 """Contrastive losses, all with open_clip's signature
 ``(image_features, text_features, logit_scale, logit_bias=None)``.
 
-``logit_scale`` is the multiplier (the exp of the learned log-temperature), as in
-open_clip; ``logit_bias`` is an additive scalar. Both may be Python numbers or
-(learnable) 0-d tensors. Features are expected L2-normalised, ``(N, D)`` each, row
-``i`` of one matching row ``i`` of the other.
+``logit_scale`` is the multiplier (the exp of the learned log-temperature, so
+``1/temperature``, e.g. 100), as in open_clip; it must be positive (a negative one
+would rank the least similar pair first). ``logit_bias`` is an additive scalar. Both
+may be Python numbers or (learnable) 0-d tensors. Features are expected
+L2-normalised, ``(N, D)`` each, floating point and of one dtype, row ``i`` of one
+matching row ``i`` of the other.
 
-- :func:`clip_loss` — symmetric InfoNCE (CLIP, Radford et al. 2021);
+- :func:`clip_loss` — symmetric InfoNCE (CLIP, Radford et al. 2021), with
+  ``chunk_size`` to compute it in tiles with an online log-sum-exp and a hand-written
+  backward (:mod:`mmcourse.tiled_logsumexp`): memory ``O(N·D + chunk²)``, never ``N × N``;
 - :func:`siglip_loss` — pairwise sigmoid loss (SigLIP, Zhai et al. 2023), with
   ``chunk_size`` to bound memory by ``N × chunk_size`` instead of ``N × N``;
 - :func:`distributed_clip_loss` / :func:`distributed_siglip_loss` — the same losses
@@ -30,6 +34,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .tiled_logsumexp import tiled_logsumexp_sum
 
 __all__ = [
     "clip_loss",
@@ -59,11 +65,24 @@ def _check_features(image_features, text_features) -> None:
             raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {x.dtype}; "
+                            f"embeddings come from an encoder as floats (convert with .float())")
+    if image_features.dtype != text_features.dtype:
+        raise TypeError(
+            f"image_features ({image_features.dtype}) and text_features ({text_features.dtype}) must have "
+            f"one dtype; convert one of them, e.g. text_features.to(image_features.dtype)"
+        )
     if image_features.shape != text_features.shape:
         raise ValueError(
             "image_features and text_features must have the same shape (N, D), got "
             f"image_features {tuple(image_features.shape)} and text_features {tuple(text_features.shape)}"
         )
+
+
+def _positive_scale_message(value) -> str:
+    return (f"logit_scale must be positive: it is the multiplier of the logits (1/temperature, e.g. 100, "
+            f"or exp(t) of a learned log-scale t: pass t.exp(), not t), got {value}")
 
 
 def _finite_or_raise(loss: torch.Tensor, **inputs) -> torch.Tensor:
@@ -72,8 +91,17 @@ def _finite_or_raise(loss: torch.Tensor, **inputs) -> torch.Tensor:
     A NaN or inf in the features, the scale or the bias always makes the loss non-finite
     (every row meets its own positive pair), so one scalar test covers the common case
     and the exact element check runs only then. A non-finite loss from finite inputs (an
-    overflow) is returned as it is.
+    overflow) is returned as it is. A tensor ``logit_scale`` is checked to be positive in
+    the same scalar test (one host sync, as before).
     """
+    scale = inputs.get("logit_scale")
+    ok = torch.isfinite(loss.detach())
+    if isinstance(scale, torch.Tensor):
+        ok = ok & (scale.detach() > 0)
+    if bool(ok):
+        return loss
+    if isinstance(scale, torch.Tensor) and bool(torch.isfinite(scale.detach())) and not bool(scale.detach() > 0):
+        raise ValueError(_positive_scale_message(scale.item()))
     if bool(torch.isfinite(loss.detach())):
         return loss
     for name, x in inputs.items():
@@ -92,7 +120,11 @@ def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
     if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: no tensor op to check
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
+        if name == "logit_scale" and not value > 0:
+            raise ValueError(_positive_scale_message(value))
         return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and not value.is_floating_point()):
+        raise TypeError(f"{name} must be a real number or a floating-point 0-d tensor, got {value!r}")
     t = torch.as_tensor(value, device=like.device)
     if t.numel() != 1:
         raise ValueError(f"{name} must be a scalar (number or 1-element tensor), got shape {tuple(t.shape)}")
@@ -101,15 +133,24 @@ def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- CLIP
 
-def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
+def clip_loss(image_features, text_features, logit_scale, logit_bias=None, *, chunk_size=None):
     """Symmetric InfoNCE: cross-entropy image→text and text→image, averaged.
 
     Row ``i`` of the logit matrix ``z = logit_scale · x yᵀ (+ logit_bias)`` should pick
     column ``i`` (and column ``i`` row ``i``). Uses one ``(N, N)`` matrix for both
     directions: ``CE(rows) = mean_i(logsumexp_j z_ij - z_ii)``.
+
+    ``chunk_size``: compute the log-sum-exps in ``chunk_size × chunk_size`` tiles with an
+    online log-sum-exp and a hand-written backward (:mod:`mmcourse.tiled_logsumexp`), so
+    the ``(N, N)`` matrix never exists: peak extra memory two ``chunk_size²`` tiles per
+    worker thread plus ``(N, D)`` gradient buffers (one more per worker). Same value and gradients as the dense loss up to
+    float rounding; one more matrix multiply of compute.
     """
     _check_features(image_features, text_features)
+    _check_chunk_size(chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
+    if chunk_size is not None:
+        return _tiled_clip_loss(image_features, text_features, scale, logit_bias, chunk_size)
     logits = (scale * image_features) @ text_features.T  # (N, N)
     positives = scale * (image_features * text_features).sum(dim=1)  # (N,) the diagonal
     bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
@@ -119,6 +160,17 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None):
     per_image = torch.logsumexp(logits, dim=1)  # (N,) image -> all texts
     per_text = torch.logsumexp(logits, dim=0)  # (N,) text -> all images
     loss = (per_image.mean() + per_text.mean()) / 2 - positives.mean()
+    return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
+                            logit_bias=bias)
+
+
+def _tiled_clip_loss(image_features, text_features, scale, logit_bias, chunk_size):
+    """:func:`clip_loss` with the two log-sum-exps computed tile by tile (both directions online)."""
+    n = image_features.shape[0]
+    bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
+    lse = tiled_logsumexp_sum(image_features, text_features, scale, bias, min(chunk_size, n), 0.5 / n, 0.5 / n)
+    positives = scale * (image_features * text_features).sum(dim=1)  # (N,) the diagonal
+    loss = lse - positives.mean() - (0 if bias is None else bias)
     return _finite_or_raise(loss, image_features=image_features, text_features=text_features, logit_scale=scale,
                             logit_bias=bias)
 
@@ -290,7 +342,7 @@ def _all_gather_no_grad(x: torch.Tensor, world_size: int) -> list[torch.Tensor]:
 
 
 def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias=None, *,
-                          gather_with_grad=True, local_loss=False):
+                          gather_with_grad=True, local_loss=False, chunk_size=None):
     """CLIP loss over the global batch of a ``torch.distributed`` job (open_clip's ``ClipLoss``).
 
     Every rank passes its local ``(n, D)`` features; they are all-gathered into the
@@ -306,13 +358,17 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
       (``n × world·n`` instead of ``world·n × world·n``); pair it with
       ``gather_with_grad=True`` for exact gradients.
 
+    - ``chunk_size``: the log-sum-exps in tiles (see :func:`clip_loss`), so no rank ever
+      holds a ``world·n × world·n`` (or ``n × world·n``) logit matrix.
+
     The mean of the ranks' losses equals :func:`clip_loss` on the concatenated batch.
     Without an initialised process group (or with one process) this is :func:`clip_loss`.
     """
     _check_features(image_features, text_features)
+    _check_chunk_size(chunk_size)
     rank, world = _world()
     if world == 1:
-        return clip_loss(image_features, text_features, logit_scale, logit_bias)
+        return clip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size=chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     if gather_with_grad:
         import torch.distributed.nn as dist_nn
@@ -324,11 +380,20 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
         images[rank], texts[rank] = image_features, text_features  # keep the local graph
         all_images, all_texts = torch.cat(images, dim=0), torch.cat(texts, dim=0)  # (W·n, D)
     if not local_loss:
-        return clip_loss(all_images, all_texts, scale, logit_bias)
+        return clip_loss(all_images, all_texts, scale, logit_bias, chunk_size=chunk_size)
+    bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
+    if chunk_size is not None:  # my rows against every column, each direction as rows of its own product
+        n = image_features.shape[0]
+        chunk = min(chunk_size, all_texts.shape[0])
+        lse = (tiled_logsumexp_sum(image_features, all_texts, scale, bias, chunk, 0.5 / n, 0.0)
+               + tiled_logsumexp_sum(text_features, all_images, scale, bias, chunk, 0.5 / n, 0.0))
+        positives = scale * (image_features * text_features).sum(dim=1)  # (n,)
+        loss = lse - positives.mean() - (0 if bias is None else bias)
+        return _finite_or_raise(loss, image_features=image_features, text_features=text_features,
+                                logit_scale=scale, logit_bias=bias)
     per_image = (scale * image_features) @ all_texts.T  # (n, W·n) my images vs every text
     per_text = (scale * text_features) @ all_images.T  # (n, W·n) my texts vs every image
     positives = scale * (image_features * text_features).sum(dim=1)  # (n,)
-    bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
     if bias is not None:
         per_image, per_text, positives = per_image + bias, per_text + bias, positives + bias
     loss = (torch.logsumexp(per_image, dim=1).mean() + torch.logsumexp(per_text, dim=1).mean()) / 2 - positives.mean()

@@ -79,6 +79,95 @@ def test_siglip_matches_naive_loop():
     assert abs(float(siglip_loss(x, y, scale, bias)) - naive / 6) < 1e-12
 
 
+# ---- tiled InfoNCE: online log-sum-exp, hand-written backward ---------------------------------
+
+
+@pytest.mark.parametrize("n,chunk_size", [(13, 1), (130, 7), (130, 32), (130, 130), (130, 1000)])  # 7, 32 do not divide 130
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [False, True])
+def test_tiled_clip_equals_dense_and_open_clip(n, chunk_size, dtype, bias):
+    x, y, t, b = _inputs(n, 16, dtype, seed=11, bias=bias)
+    tiled = _loss_and_grads(lambda *a: clip_loss(*a, chunk_size=chunk_size), x, y, t, b)
+    _assert_same(tiled, _loss_and_grads(clip_loss, x, y, t, b))
+    _assert_same(tiled, _loss_and_grads(RefClipLoss(), x, y, t, b))
+    if dtype == torch.float64:  # no float32 rounding to hide behind: equal to ~1e-13
+        _assert_same(tiled, _loss_and_grads(clip_loss, x, y, t, b), atol=1e-12)
+
+
+def test_tiled_clip_survives_logits_that_overflow_exp():
+    """The online log-sum-exp only ever exponentiates z - max <= 0: logits of 1e4 are fine."""
+    x, y, _, _ = _inputs(50, 8, torch.float64, seed=12)
+    dense = _loss_and_grads(lambda a, b_, t, _: clip_loss(a, b_, t), x, y, torch.tensor(math.log(1e4), dtype=torch.float64, requires_grad=True), None)
+    tiled = _loss_and_grads(lambda a, b_, t, _: clip_loss(a, b_, t, chunk_size=9), x, y,
+                            torch.tensor(math.log(1e4), dtype=torch.float64, requires_grad=True), None)
+    assert torch.isfinite(tiled[0]) and float(tiled[0]) > 100
+    _assert_same(tiled, dense, atol=1e-8)
+
+
+def test_tiled_clip_keeps_no_nxn_anywhere():
+    """Saved for backward: (N, D) features and (N,) log-sum-exps; the tiles themselves are chunk x chunk."""
+    n, d, chunk = 256, 8, 16
+    x, y, t, b = _inputs(n, d, torch.float32, bias=True)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        clip_loss(x, y, t.exp(), b, chunk_size=chunk).backward()
+    assert max(saved) <= n * d, max(saved)
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        clip_loss(x, y, t.exp(), b).backward()
+    assert max(saved) == n * n  # the dense loss keeps N x N for the backward pass
+
+
+@pytest.mark.skipif(not mmcourse.memory.peak_memory_supported(), reason="peak memory needs Linux")
+def test_tiled_clip_peak_memory_is_a_fraction_of_dense():
+    from mmcourse.memory import peak_memory
+
+    x, y, t, b = _inputs(2048, 32, torch.float32, bias=False)
+
+    def run(**kw):
+        x.grad = y.grad = None
+        clip_loss(x, y, t.detach().exp(), **kw).backward()
+
+    dense = peak_memory(run, repeats=2).mib
+    tiled = peak_memory(lambda: run(chunk_size=256), repeats=2).mib
+    assert dense > 16 * 3 and tiled <= dense / 8, (tiled, dense)  # dense: several 16 MiB (N, N) buffers
+
+
+# ---- inputs that mean one thing -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [clip_loss, siglip_loss, lambda *a, **k: clip_loss(*a, **k, chunk_size=2)])
+def test_integer_and_mixed_dtypes_get_a_clear_error(fn):
+    x = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(TypeError, match=r"image_features must be a floating-point tensor .* got torch.int64"):
+        fn(torch.ones(4, 8, dtype=torch.long), x, 10.0)
+    with pytest.raises(TypeError, match=r"text_features must be a floating-point tensor .* got torch.int32"):
+        fn(x, torch.ones(4, 8, dtype=torch.int32), 10.0)
+    with pytest.raises(TypeError, match=r"image_features \(torch.float32\) and text_features \(torch.float64\)"):
+        fn(x, x.double(), 10.0)
+    with pytest.raises(TypeError, match="logit_scale must be a real number"):
+        fn(x, x, torch.tensor(10))
+    with pytest.raises(TypeError, match="logit_bias must be a real number"):
+        fn(x, x, 10.0, True)
+
+
+@pytest.mark.parametrize("fn", [clip_loss, siglip_loss, lambda *a, **k: siglip_loss(*a, **k, chunk_size=2),
+                                lambda *a, **k: clip_loss(*a, **k, chunk_size=2)])
+def test_logit_scale_is_the_positive_multiplier_not_the_log(fn):
+    """logit_scale multiplies the logits (open_clip passes exp(t)); a negative one would flip every ranking."""
+    x, y = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    for bad in (-2.0, 0.0, torch.tensor(-2.0), torch.tensor(-1.5, requires_grad=True), torch.tensor([0.0])):
+        with pytest.raises(ValueError, match=r"logit_scale must be positive: .*pass t.exp\(\), not t\), got -?[0-9.]+"):
+            fn(x, y, bad)
+    fn(x, y, torch.tensor(1e-3))  # small but positive: fine
+    fn(x, y, torch.tensor(math.log(1 / 0.07)).exp())
+
+
 def test_clip_matches_cross_entropy_definition():
     x, y, _, _ = _inputs(9, 4, torch.float64, seed=6)
     logits = 5.0 * x @ y.T
@@ -146,7 +235,8 @@ def test_non_finite_features_rejected(fn, bad):
         fn(torch.randn(4, 8), x, 10.0)
 
 
-@pytest.mark.parametrize("fn", [clip_loss, siglip_loss, lambda *a, **k: siglip_loss(*a, **k, chunk_size=2)])
+@pytest.mark.parametrize("fn", [clip_loss, siglip_loss, lambda *a, **k: siglip_loss(*a, **k, chunk_size=2),
+                                lambda *a, **k: clip_loss(*a, **k, chunk_size=3)])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_each_non_finite_input_is_named(fn, bad):
     """Finiteness is tested on the loss; the error still names the input that caused it."""
@@ -168,6 +258,8 @@ def test_bad_chunk_size_and_scale():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="chunk_size"):
             siglip_loss(x, y, 10.0, chunk_size=bad)
+        with pytest.raises(ValueError, match="chunk_size"):
+            clip_loss(x, y, 10.0, chunk_size=bad)
     with pytest.raises(ValueError, match="logit_scale"):
         clip_loss(x, y, torch.ones(3))
     with pytest.raises(ValueError, match="logit_scale"):

@@ -24,6 +24,8 @@ CASES = {
     "clip_no_grad_gather": ("clip", dict(gather_with_grad=False, local_loss=False)),
     "siglip": ("siglip", dict()),
     "siglip_chunked": ("siglip", dict(chunk_size=2)),
+    "clip_tiled": ("clip", dict(gather_with_grad=True, local_loss=False, chunk_size=3)),  # 3 does not divide 10
+    "clip_local_tiled": ("clip", dict(gather_with_grad=True, local_loss=True, chunk_size=3)),
 }
 
 
@@ -86,7 +88,7 @@ def _check(ranks, name, bias, feature_factor):
 
 
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("name", ["clip", "clip_local", "siglip", "siglip_chunked"])
+@pytest.mark.parametrize("name", ["clip", "clip_local", "siglip", "siglip_chunked", "clip_tiled", "clip_local_tiled"])
 def test_distributed_equals_single_process(ranks, name, bias):
     # gradients flow back to the owner through the gather/exchange: each rank's features
     # get the sum over ranks' losses, WORLD times the gradient of the mean loss
@@ -102,4 +104,5 @@ def test_gather_without_grad_gives_single_process_gradients(ranks, bias):
 def test_without_process_group_falls_back_to_single_process():
     x, y = _global_batch()
     assert float(distributed_clip_loss(x, y, 10.0)) == float(clip_loss(x, y, 10.0))
+    assert float(distributed_clip_loss(x, y, 10.0, chunk_size=4)) == float(clip_loss(x, y, 10.0, chunk_size=4))
     assert float(distributed_siglip_loss(x, y, 10.0, -10.0)) == float(siglip_loss(x, y, 10.0, -10.0))

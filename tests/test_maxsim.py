@@ -170,3 +170,116 @@ def test_cuda_matches_cpu():
     on_gpu = maxsim([q.cuda() for q in queries], docs, device="cuda")  # pages streamed to the GPU
     assert on_gpu.device.type == "cuda"
     assert (on_gpu.cpu() - maxsim_naive(queries, docs)).abs().max() <= 1e-4
+
+
+# ---- input checks (every item, finiteness) ----------------------------------------------------
+
+
+def test_every_items_dtype_is_checked_not_only_the_first():
+    q = [torch.randn(3, 8)]
+    docs = [torch.randn(4, 8), torch.ones(5, 8, dtype=torch.long)]
+    with pytest.raises(TypeError, match=r"documents: item 1 is torch.int64"):
+        maxsim(q, docs)
+    with pytest.raises(TypeError, match=r"queries: item 1 is torch.int32"):
+        maxsim([torch.randn(2, 8), torch.ones(2, 8, dtype=torch.int32)], [torch.randn(4, 8)])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("where", ["queries", "documents"])
+def test_non_finite_input_is_named_not_passed_to_the_scores(bad, where):
+    gen = torch.Generator().manual_seed(9)
+    queries, docs = _ragged(3, [4, 2], 8, gen), _ragged(5, [6, 3], 8, gen)
+    target = queries if where == "queries" else docs
+    target[2] = target[2].clone()
+    target[2][1, 3] = bad
+    for no_grad in (True, False):
+        with torch.set_grad_enabled(not no_grad), pytest.raises(ValueError, match=rf"{where}: item 2 .*NaN or inf"):
+            maxsim(queries, docs)
+
+
+# ---- MaxSimIndex: pages packed once ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block_rows", [1, 40, 4096])
+def test_index_matches_naive_loop_in_float32(block_rows):
+    from mmcourse.retrieval import MaxSimIndex
+
+    gen = torch.Generator().manual_seed(10)
+    d_len = torch.randint(1, 50, (23,), generator=gen).tolist()
+    docs = _ragged(23, d_len, 16, gen)
+    queries = _ragged(6, [5, 1, 9], 16, gen)
+    index = MaxSimIndex(docs, block_rows=block_rows)
+    expected = maxsim_naive(queries, docs)
+    for qs in (queries, queries[:1], queries[2:4]):  # many, one, few queries
+        got = index.scores(qs)
+        assert got.shape == (len(qs), 23) and got.dtype == torch.float32
+        assert (got - maxsim_naive(qs, docs)).abs().max().item() <= 1e-5
+    assert torch.equal(maxsim(queries, index), index.scores(queries))  # maxsim takes an index too
+    assert len(index) == 23 and 0 <= index.padding_fraction < 1
+    assert (maxsim(queries, docs) - expected).abs().max() <= 1e-5
+
+
+def test_index_scores_many_query_slices_and_padded_input():
+    """Enough query tokens that they are cut into slices; a padded (N, T, D) corpus with its mask."""
+    from mmcourse.retrieval import MaxSimIndex, pad_multivectors
+
+    gen = torch.Generator().manual_seed(11)
+    docs = _ragged(7, [300, 120, 513], 8, gen)
+    queries = _ragged(40, [30, 7, 64], 8, gen)  # 1,000+ tokens: sliced to bound the similarity block
+    padded, mask = pad_multivectors(docs)
+    index = MaxSimIndex(padded, document_mask=mask, block_rows=600)
+    # scores reach ~60 here: a few float32 ulps (3.8e-6 each) of rounding in the sums
+    torch.testing.assert_close(index.scores(queries), maxsim_naive(queries, docs), atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_index_half_storage_within_documented_tolerance(dtype):
+    from mmcourse.retrieval import MaxSimIndex
+
+    gen = torch.Generator().manual_seed(12)
+    docs = _ragged(30, [17, 40, 3], 32, gen)
+    queries = _ragged(4, [32, 8], 32, gen)
+    index = MaxSimIndex(docs, dtype=dtype)
+    assert index.packed.dtype == dtype and index.nbytes == index.packed.numel() * 2
+    error = (index.scores(queries) - maxsim_naive(queries, docs)).abs().max().item()
+    bound = index.tolerance(queries)
+    assert bound == pytest.approx(32 * {torch.float16: 2**-11, torch.bfloat16: 2**-8}[dtype], rel=1e-2)  # stored norms ~1
+    assert 0 < error <= bound, (error, bound)
+
+
+def test_index_rejects_bad_input_clearly():
+    from mmcourse.retrieval import MaxSimIndex
+
+    docs = [torch.randn(4, 8), torch.randn(3, 8)]
+    docs[1][2, 0] = float("nan")
+    with pytest.raises(ValueError, match="documents: item 1 contains NaN"):
+        MaxSimIndex(docs)
+    with pytest.raises(ValueError, match="range of torch.float16"):
+        MaxSimIndex([torch.full((2, 8), 1e6)], dtype=torch.float16)
+    with pytest.raises(TypeError, match="storage dtype"):
+        MaxSimIndex([torch.randn(4, 8)], dtype=torch.float64)
+    with pytest.raises(ValueError, match="block_rows"):
+        MaxSimIndex([torch.randn(4, 8)], block_rows=0)
+    index = MaxSimIndex([torch.randn(4, 8)])
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        index.scores([torch.randn(2, 16)])
+    with pytest.raises(ValueError, match="queries: item 0 contains NaN"):
+        index.scores([torch.full((2, 8), float("nan"))])
+    with pytest.raises(ValueError, match="no mask"):
+        maxsim([torch.randn(2, 8)], index, document_mask=torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_index_memory_per_query_does_not_grow_with_the_corpus():
+    """What a query allocates beyond the corpus: its (Nq, N) result and a few blocks' buffers."""
+    from mmcourse.memory import peak_memory, peak_memory_supported
+    from mmcourse.retrieval import MaxSimIndex
+
+    if not peak_memory_supported():
+        pytest.skip("peak memory needs Linux /proc/self/clear_refs")
+    gen = torch.Generator().manual_seed(13)
+    query = _ragged(1, [32], 128, gen)
+    peaks = []
+    for n_pages in (200, 1600):  # 8x the pages (13 MiB and 100 MiB of vectors)
+        index = MaxSimIndex(_ragged(n_pages, [128], 128, gen), block_rows=1024)
+        peaks.append(peak_memory(lambda: index.scores(query), repeats=3).mib)
+    assert peaks[1] <= peaks[0] + 4, peaks  # MiB: no term that scales with the corpus

@@ -102,10 +102,30 @@ def _check(queries: list[torch.Tensor], documents: list[torch.Tensor]) -> int:
         dd = sorted({int(v.shape[1]) for v in documents})
         raise ValueError(f"dimension mismatch: query vectors have D={qd}, document vectors have D={dd}; "
                          f"both must come from the same embedder (same D)")
-    for v in (*queries[:1], *documents[:1]):
-        if v.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"expected floating-point vectors (float32/float16/bfloat16), got {v.dtype}")
+    for what, items in (("queries", queries), ("documents", documents)):
+        for i, v in enumerate(items):
+            if v.dtype not in _FLOAT_DTYPES:
+                raise TypeError(f"{what}: item {i} is {v.dtype}; expected floating-point vectors "
+                                f"(float32/float16/bfloat16/float64)")
     return dims.pop()
+
+
+def _finite_scores_or_raise(scores: torch.Tensor, queries: list[torch.Tensor],
+                            documents: list[torch.Tensor]) -> torch.Tensor:
+    """Return ``scores``; if one is NaN or inf, raise ``ValueError`` naming the first non-finite input item.
+
+    A NaN in a query token or a page vector always reaches a score (``max`` propagates
+    NaN), so one check on the small ``(Nq, Nd)`` result covers them; the inputs are
+    scanned only then. Non-finite scores from finite inputs (an overflow) are returned.
+    """
+    if bool(torch.isfinite(scores.detach()).all()):
+        return scores
+    for what, items in (("queries", queries), ("documents", documents)):
+        for i, v in enumerate(items):
+            if not bool(torch.isfinite(v.detach()).all()):
+                raise ValueError(f"{what}: item {i} contains NaN or inf; every vector must be finite "
+                                 f"(check the embedder's output)")
+    return scores
 
 
 def maxsim(
@@ -129,7 +149,17 @@ def maxsim(
     float32). ``device`` defaults to the queries' device; pages are moved
     there chunk by chunk, so a CPU-resident corpus can be scored on a GPU.
     Differentiable (used as the training score of ``course/colpali-pages``).
+
+    ``documents`` may also be a :class:`~mmcourse.retrieval.MaxSimIndex` (pages packed
+    once): then its :meth:`~mmcourse.retrieval.MaxSimIndex.scores` answers, the fast path
+    for one or a few queries against a fixed corpus (no gradients).
     """
+    from .packed_maxsim import MaxSimIndex
+
+    if isinstance(documents, MaxSimIndex):
+        if document_mask is not None:
+            raise ValueError("document_mask: a MaxSimIndex holds unpadded pages already; pass no mask with it")
+        return documents.scores(queries, query_mask=query_mask)
     qs = _as_list(queries, query_mask, "queries")
     ds = _as_list(documents, document_mask, "documents")
     _check(qs, ds)
@@ -175,7 +205,7 @@ def maxsim(
         summed = torch.zeros(len(pages), q1 - q0, device=device, dtype=torch.float32)
         scores.append(summed.index_add(1, owner[t0:t1] - q0, per_token).T)  # (qb, Nd) pages sorted by length
     inverse = torch.argsort(torch.tensor(order, device=device))  # sorted position of each page
-    return torch.cat(scores, dim=0)[:, inverse]  # (Nq, Nd) pages back in the caller's order
+    return _finite_scores_or_raise(torch.cat(scores, dim=0)[:, inverse], qs, ds)  # (Nq, Nd) caller's order
 
 
 def _blocks(lengths: list[int], capacity: int, padded: bool = False) -> list[tuple[int, int]]:

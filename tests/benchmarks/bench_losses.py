@@ -66,3 +66,36 @@ def test_chunked_sigmoid_peak_memory():
     print(f"\nsigmoid loss N=4096 D={D} peak extra memory: open_clip {reference:.1f} MiB, "
           f"ours dense {dense:.1f} MiB, ours chunked(256) {chunked:.1f} MiB, chunked/dense {chunked / dense:.2f} (goal <= 0.25)")
     assert chunked <= dense / 4, (chunked, dense)
+
+
+# ---- tiled InfoNCE (issue 21) --------------------------------------------------------------------
+TILED_N, TILED_CHUNK = 8192, 1024
+TILED_MEMORY_GOAL, TILED_TIME_GOAL = 1 / 8, 1.3
+
+
+@pytest.mark.skipif(not peak_memory_supported(), reason="peak memory needs Linux /proc/self/clear_refs")
+def test_tiled_clip_loss_memory_and_time_vs_dense():
+    """clip_loss(chunk_size=1024) against the dense clip_loss at N = 8,192, D = 512, forward + backward."""
+    import os
+
+    from mmcourse.results import record_bench
+
+    x, y, t, b = _features(TILED_N)
+    dense = lambda *a: clip_loss(*a)  # noqa: E731
+    tiled = lambda *a: clip_loss(*a, chunk_size=TILED_CHUNK)  # noqa: E731
+    load_before = os.getloadavg()[0]
+    mem_dense = peak_memory(lambda: _fwd_bwd(dense, x, y, t, b), repeats=2).mib
+    mem_tiled = peak_memory(lambda: _fwd_bwd(tiled, x, y, t, b), repeats=2).mib
+    t_dense, t_tiled = _best_times([dense, tiled], (x, y, t, b), repeats=3)  # interleaved, best of 3
+    load_after = os.getloadavg()[0]
+    print(f"\nclip_loss N={TILED_N} D={D} forward+backward: dense {t_dense:.2f} s, peak +{mem_dense:.0f} MiB; "
+          f"tiled(chunk {TILED_CHUNK}) {t_tiled:.2f} s, peak +{mem_tiled:.0f} MiB; load average {load_before:.2f} "
+          f"-> {load_after:.2f}")
+    record_bench("bench.losses.tiled_clip_8192_dense_mib", mem_dense, "{:.0f}")
+    record_bench("bench.losses.tiled_clip_8192_tiled_mib", mem_tiled, "{:.0f}")
+    memory_ratio = record_bench("bench.losses.tiled_clip_8192_memory_ratio", mem_tiled / mem_dense, "{:.3f}")
+    time_ratio = record_bench("bench.losses.tiled_clip_8192_time_ratio", t_tiled / t_dense, "{:.2f}")
+    print(f"  memory ratio {memory_ratio} (goal <= {TILED_MEMORY_GOAL:.3f}), time ratio {time_ratio} "
+          f"(goal <= {TILED_TIME_GOAL})")
+    assert mem_tiled / mem_dense <= TILED_MEMORY_GOAL, (mem_tiled, mem_dense)
+    assert t_tiled / t_dense <= TILED_TIME_GOAL, (t_tiled, t_dense)
