@@ -18,3 +18,9 @@ def pytest_configure(config):
     import netguard
 
     netguard.install()
+
+
+def pytest_report_header(config):
+    if os.environ.get("MMCOURSE_NETNS") == "1":
+        return "network: a namespace with only loopback (tools/offline.sh), plus the in-process guard"
+    return "network: the in-process guard only (run through tools/offline.sh for a namespace without a network)"
