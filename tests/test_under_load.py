@@ -123,3 +123,16 @@ def test_under_load_holds_a_core_then_releases_it(tmp_path):
     assert "load average before" in run.stderr and "exited 0 after" in run.stderr
     failed = subprocess.run([str(script), "-t", "30", "false"], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1  # the command's own status
+
+
+def test_small_embedding_loops_run_on_one_thread(two_threads, tmp_path):
+    from mmcourse.scale.pipeline import PipelineConfig, SceneImages, embed_dataset, embed_plain_loop
+
+    seen = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8))  # (B, 8)
+    model.register_forward_pre_hook(lambda m, x: seen.append(torch.get_num_threads()))
+    scenes = SceneImages(16, seed=0, size=16)
+    embed_dataset(scenes, model, tmp_path / "e.npy", PipelineConfig(batch_size=8, num_workers=0, progress=False),
+                  device="cpu")
+    embed_plain_loop(scenes, model, batch_size=8, device="cpu")
+    assert seen == [1] * 4 and torch.get_num_threads() == 2

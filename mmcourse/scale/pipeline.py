@@ -6,7 +6,9 @@ The shape of every production embedding job:
    processes (``num_workers``), batches them, and on a GPU copies them into
    page-locked memory (``pin_memory``) so the host→device copy overlaps compute;
 2. the model runs under ``torch.autocast`` (bf16 where the device supports it,
-   else fp16 on CUDA; fp32 on CPU by default) with gradients off;
+   else fp16 on CUDA; fp32 on CPU by default) with gradients off; a small model on
+   CPU runs on one torch thread (the DataLoader workers need the other cores, and spare
+   intra-op threads only spin-wait on a busy machine);
 3. each batch of embeddings is written straight into a ``.npy`` file opened as a
    numpy memmap (so the collection never has to fit in RAM), and only *after*
    the rows are flushed is a small ``.progress.json`` updated atomically;
@@ -28,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..env import torch_threads
 from ..errors import MMCourseError
 
 __all__ = [
@@ -316,6 +319,21 @@ def _embed_batch(embed: Callable, batch, device, dtype, normalize: bool) -> np.n
     return out.cpu().numpy()
 
 
+def _loop_threads(model, device) -> int | None:
+    """One torch thread for a small model on CPU (see :func:`mmcourse.training.train`), else unchanged."""
+    from ..training import SMALL_MODEL_PARAMS
+
+    if torch.device(device).type != "cpu":
+        return None
+    holders = [model, getattr(model, "__self__", None)]
+    holders += [v for h in holders if h is not None and hasattr(h, "__dict__") for v in vars(h).values()]
+    modules = {id(m): m for m in holders if isinstance(m, torch.nn.Module)}
+    if not modules:
+        return None  # nothing to judge by
+    params = sum(p.numel() for m in modules.values() for p in m.parameters())
+    return 1 if params < SMALL_MODEL_PARAMS else None
+
+
 def _embed_callable(model) -> Callable:
     if hasattr(model, "embed_images") and not isinstance(model, torch.nn.Module):
         return model.embed_images  # a course/hub embedder
@@ -400,23 +418,25 @@ def embed_dataset(
     bar = tqdm(total=rows, initial=start, desc="embedding", unit="img", disable=not config.progress,
                leave=False, smoothing=0.1)
     done, t0 = start, time.perf_counter()
+    threads = _loop_threads(model, device)
     try:
-        for b, batch in enumerate(loader):
-            if max_batches is not None and b >= max_batches:
-                break
-            emb = _embed_batch(embed, batch, device, dtype, config.normalize)  # (B, D)
-            if out is None:  # first batch of a fresh job: now we know the dim
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=config.store_dtype,
-                                                shape=(rows, emb.shape[1]))
-            if emb.shape != (min(config.batch_size, rows - done), out.shape[1]):
-                raise ValueError(f"model returned {emb.shape} for a batch of {rows - done} left; "
-                                 f"expected ({config.batch_size}, {out.shape[1]})")
-            out[done:done + len(emb)] = emb
-            out.flush()  # rows reach the file before the progress says they are there
-            done += len(emb)
-            _write_progress(path, {**job, "dim": int(out.shape[1]), "done": done})
-            bar.update(len(emb))
-            bar.set_postfix(img_s=f"{(done - start) / max(time.perf_counter() - t0, 1e-9):.0f}")
+        with torch_threads(threads):
+            for b, batch in enumerate(loader):
+                if max_batches is not None and b >= max_batches:
+                    break
+                emb = _embed_batch(embed, batch, device, dtype, config.normalize)  # (B, D)
+                if out is None:  # first batch of a fresh job: now we know the dim
+                    out = np.lib.format.open_memmap(path, mode="w+", dtype=config.store_dtype,
+                                                    shape=(rows, emb.shape[1]))
+                if emb.shape != (min(config.batch_size, rows - done), out.shape[1]):
+                    raise ValueError(f"model returned {emb.shape} for a batch of {rows - done} left; "
+                                     f"expected ({config.batch_size}, {out.shape[1]})")
+                out[done:done + len(emb)] = emb
+                out.flush()  # rows reach the file before the progress says they are there
+                done += len(emb)
+                _write_progress(path, {**job, "dim": int(out.shape[1]), "done": done})
+                bar.update(len(emb))
+                bar.set_postfix(img_s=f"{(done - start) / max(time.perf_counter() - t0, 1e-9):.0f}")
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -445,7 +465,8 @@ def embed_plain_loop(images: Sequence[Any] | torch.utils.data.Dataset, model, *,
     if isinstance(model, torch.nn.Module):
         model.eval()
     chunks = []
-    for i in range(0, len(images), batch_size):
-        batch = _collate([images[j] for j in range(i, min(i + batch_size, len(images)))])
-        chunks.append(_embed_batch(embed, batch, device, None, normalize))  # (B, D)
+    with torch_threads(_loop_threads(model, device)):
+        for i in range(0, len(images), batch_size):
+            batch = _collate([images[j] for j in range(i, min(i + batch_size, len(images)))])
+            chunks.append(_embed_batch(embed, batch, device, None, normalize))  # (B, D)
     return np.concatenate(chunks)  # (N, D)
