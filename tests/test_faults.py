@@ -131,15 +131,13 @@ def test_crash_between_two_writes_keeps_the_old_index(monkeypatch, tmp_path):
     old, new = _index(n=30), _index(n=40)
     folder = old.save(tmp_path / "idx")
     writes = []
-    real = index_module._write_synced
 
-    def write_then_fail(path, data):
+    def fail_on_second(path):
         writes.append(path.name)
         if len(writes) == 2:
             raise OSError(errno.ENOSPC, "injected: no space left on device")
-        real(path, data)
 
-    monkeypatch.setattr(index_module, "_write_synced", write_then_fail)
+    monkeypatch.setattr(index_module, "_after_write", fail_on_second)
     with pytest.raises(OSError, match="injected"):
         new.save(folder)
     assert writes == ["text.faiss", "image.faiss"]
@@ -165,13 +163,12 @@ KILLED_SAVE = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_faults import _index
     from mmcourse.search import index as index_module
-    real, seen = index_module._write_synced, []
-    def write_then_die(path, data):
+    seen = []
+    def die_on_second(path):
         seen.append(path)
         if len(seen) == 2:
             os._exit(9)  # killed between two writes: no cleanup, no exception handler
-        real(path, data)
-    index_module._write_synced = write_then_die
+    index_module._after_write = die_on_second
     _index(n=40).save({folder!r})
 """)
 

@@ -529,19 +529,16 @@ class MultimodalIndex:
         the previous index at ``path`` loadable, and concurrent saves never share a file.
         ``path`` must be new, empty, or a folder an earlier ``save`` wrote.
         """
-        import faiss
-
         folder = pathlib.Path(path)
         _check_replaceable(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would become the index folder's mode
         try:
             files = {}
             for modality in MODALITIES:
                 if modality in self._faiss:
-                    data = faiss.serialize_index(self._faiss[modality]).tobytes()
-                    _write_synced(staging / f"{modality}.faiss", data)
-                    files[modality] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                    files[modality] = _write_faiss(self._faiss[modality], staging / f"{modality}.faiss")
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "config": asdict(self.config),
@@ -645,11 +642,30 @@ def _check_replaceable(folder: pathlib.Path) -> None:
                                  f"write ({', '.join(foreign[:5])}); save to a new or empty folder")
 
 
+def _write_faiss(index, path: pathlib.Path) -> dict:
+    """Write one FAISS index to ``path``, flushed to disk; returns its ``{"bytes", "sha256"}``."""
+    import faiss
+
+    faiss.write_index(index, str(path))
+    digest = hashlib.sha256()
+    with open(path, "rb+") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        os.fsync(handle.fileno())
+    _after_write(path)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _after_write(path: pathlib.Path) -> None:
+    """Called after each file of a save is on disk (fault-injection tests make it fail)."""
+
+
 def _write_synced(path: pathlib.Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    _after_write(path)
 
 
 def _fsync_dir(folder: pathlib.Path) -> None:
