@@ -123,10 +123,10 @@ def train(
     loss's, when ``loss_fn`` is a module with learnable scale or bias).
     Returns a :class:`History` with one loss per step.
 
-    ``threads``: torch CPU threads for the loop. ``None`` picks one thread for a small model
-    (fewer than ``SMALL_MODEL_PARAMS`` parameters, frozen ones included) on CPU — it gains nothing from
-    more, and on a busy machine extra threads spin-wait for cores they do not get (several
-    times slower) — and leaves torch's setting otherwise; an int sets it for the loop.
+    ``threads``: torch CPU threads for the loop. ``None`` picks one thread on CPU for a small
+    model (fewer than ``SMALL_MODEL_PARAMS`` parameters, frozen ones included), which gains
+    nothing from more, while on a busy machine extra threads spin-wait for cores they do not
+    get (several times slower); larger models keep torch's setting. An int sets it.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
