@@ -65,6 +65,10 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    try:  # this machine's own name resolves locally (torch.distributed and Jupyter look it up)
+        _LOCAL_NAMES.add(socket.gethostname().lower())
+    except OSError:  # pragma: no cover
+        pass
     for name in ("connect", "connect_ex", "sendto", "sendmsg"):
         _REAL[name] = getattr(socket.socket, name)
     for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
