@@ -489,6 +489,9 @@ def test_model_fingerprint_sees_weights_methods_and_closures():
     assert model_fingerprint(a) == model_fingerprint(_encoder(0)) != model_fingerprint(b)
     assert model_fingerprint(lambda x: a(x)) != model_fingerprint(lambda x: b(x))  # modules in the closure
     assert model_fingerprint(a.forward) != model_fingerprint(b.forward)  # bound methods
+    c, d = _encoder(0), _encoder(0)
+    c.scale, d.scale = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.tensor(2.0))  # 0-dim
+    assert model_fingerprint(c) != model_fingerprint(d)
 
 
 @pytest.mark.parametrize("state", [

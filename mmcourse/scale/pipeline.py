@@ -249,7 +249,7 @@ def model_fingerprint(model) -> str:
         for name, tensor in module.state_dict().items():
             t = tensor.detach().to("cpu").contiguous()
             digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
@@ -267,7 +267,7 @@ def data_fingerprint(dataset) -> str:
 def _item_bytes(item) -> bytes:
     if isinstance(item, torch.Tensor):
         t = item.detach().to("cpu").contiguous()
-        return f"{tuple(t.shape)}{t.dtype}".encode() + (t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return f"{tuple(t.shape)}{t.dtype}".encode() + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     if isinstance(item, np.ndarray):
         return f"{item.shape}{item.dtype}".encode() + np.ascontiguousarray(item).tobytes()
     if hasattr(item, "tobytes") and hasattr(item, "mode"):  # a PIL image
