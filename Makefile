@@ -24,6 +24,7 @@ test: unit notebooks
 
 # Chromium for the real-browser test (tests/browser): Debian's package, installed with
 # apt-get when we are root and apt-get exists; otherwise that test skips and says why.
+# An explicit step (CI runs it before `make test`): running the tests never installs system packages.
 browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -32,11 +33,12 @@ browser:
 		|| echo "could not install Chromium: the real-browser test will skip"; \
 	else echo "Chromium missing and no root/apt-get: the real-browser test will skip"; fi
 
-unit: $(STAMP) browser
-	$(BIN)/python -m pytest tests --ignore=tests/benchmarks -ra
+# tools/offline.sh: tests run in a network namespace with only loopback where the platform allows.
+unit: $(STAMP)
+	tools/offline.sh $(BIN)/python -m pytest tests --ignore=tests/benchmarks -ra
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	tools/offline.sh $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks -ra
 
 course: $(STAMP)

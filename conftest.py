@@ -18,3 +18,27 @@ def pytest_configure(config):
     import netguard
 
     netguard.install()
+
+
+def pytest_report_header(config):
+    if os.environ.get("MMCOURSE_NETNS") == "1":
+        return "network: a namespace with only loopback (tools/offline.sh), plus the in-process guard"
+    return "network: the in-process guard only (run through tools/offline.sh for a namespace without a network)"
+
+
+# nbval waits a fixed 5 s for a cell's output messages once the cell has finished; on a busy
+# machine the kernel can be slower than that to flush them, and the cell fails although it
+# ran. The wait is an attribute of nbval's cell items (no option for it): raise it here.
+NBVAL_OUTPUT_TIMEOUT_S = 120
+
+
+def pytest_addoption(parser):
+    parser.addoption("--nbval-output-timeout", type=float, default=NBVAL_OUTPUT_TIMEOUT_S,
+                     help="seconds nbval waits for a finished cell's output messages (nbval's own: 5)")
+
+
+def pytest_collection_modifyitems(config, items):
+    wait = config.getoption("--nbval-output-timeout")
+    for item in items:
+        if type(item).__name__ == "IPyNbCell" and hasattr(item, "output_timeout"):
+            item.output_timeout = max(item.output_timeout, wait)

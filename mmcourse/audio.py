@@ -14,9 +14,14 @@ model is fed; :meth:`MelConfig.from_feature_extractor` reads them from a loaded 
 
 Bad input, as documented here and tested:
 
-- NaN or infinite samples, a zero-length clip, a multi-channel array with an ambiguous
-  layout, a file that is not audio → ``ValueError`` / :class:`AudioDecodeError` naming
-  the problem;
+- NaN or infinite samples, a zero-length clip, a boolean array, a file that is not
+  audio → ``ValueError`` / :class:`AudioDecodeError` naming the problem;
+- arrays mean one thing whatever their size: ``(samples,)`` is one mono clip, and for
+  embedding ``(N, samples)`` is N mono clips; a multi-channel clip is mixed down only with an
+  explicit ``to_mono(x, channel_axis=0 or 1)`` (a 2-D array where one clip is expected is
+  rejected, saying which argument to pass);
+- integer PCM is scaled to [-1, 1): signed by ``2^(bits-1)``, unsigned (8-bit WAV) around
+  its midpoint, so ``uint8`` 128 is silence;
 - a silent clip is valid input: it yields the spectrogram floor (−100 dB) and an
   embedding like any other (use :func:`is_silent` to flag such clips);
 - a sampling rate other than the model's is resampled (librosa/soxr); a rate that is not
@@ -111,26 +116,48 @@ def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     return int(sampling_rate)
 
 
-def to_mono(waveform: np.ndarray) -> np.ndarray:
-    """Average channels: accepts ``(samples,)``, ``(channels, samples)`` (librosa) or
-    ``(samples, channels)`` (soundfile); the channel axis is the short one (≤ 8)."""
+CHANNEL_AXIS_HINT = ("pass channel_axis=0 for a (channels, samples) array (librosa's layout) or channel_axis=1 "
+                     "for (samples, channels) (soundfile's layout)")
+
+
+def to_mono(waveform: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
+    """Average the channels of one clip into ``(samples,)``.
+
+    A 1-D ``(samples,)`` array is returned as is. A 2-D array needs ``channel_axis``:
+    ``0`` for ``(channels, samples)`` (librosa), ``1`` for ``(samples, channels)``
+    (soundfile). It is never guessed from the shape: a guess would make ``(5, 16000)`` one
+    five-channel clip and ``(9, 16000)`` nine clips.
+    """
     x = np.asarray(waveform)
     if x.ndim == 1:
         return x
     if x.ndim != 2:
         raise ValueError(f"expected a 1-D (samples,) or 2-D multi-channel waveform, got shape {x.shape}")
-    rows, cols = x.shape
-    if rows <= 8 and cols > 8:
-        return x.mean(axis=0)
-    if cols <= 8 and rows > 8:
-        return x.mean(axis=1)
-    raise ValueError(f"cannot tell channels from samples in a waveform of shape {x.shape}; "
-                     "pass (samples,), (channels, samples) or (samples, channels) with at most 8 channels")
+    if channel_axis is None:
+        raise ValueError(f"a 2-D waveform of shape {x.shape} does not say which axis holds the channels: "
+                         f"{CHANNEL_AXIS_HINT}")
+    if isinstance(channel_axis, bool) or channel_axis not in (0, 1, -1, -2):
+        raise ValueError(f"channel_axis must be 0 or 1, got {channel_axis!r}")
+    return x.mean(axis=channel_axis)
 
 
-def check_waveform(waveform, name: str = "waveform") -> np.ndarray:
-    """Mono float32 samples: integer PCM is scaled to [-1, 1], channels are averaged;
-    zero-length clips and NaN/infinite samples are rejected with a clear error."""
+def _pcm_to_float(x: np.ndarray) -> np.ndarray:
+    """Integer PCM to float32 in [-1, 1): signed ``/ 2^(bits-1)``; unsigned (8-bit WAV) is offset
+    binary, so ``2^(bits-1)`` (128 for uint8) is silence."""
+    half = float(2 ** (8 * x.dtype.itemsize - 1))
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        return ((x.astype(np.float64) - half) / half).astype(np.float32)
+    return (x.astype(np.float64) / half).astype(np.float32)
+
+
+def check_waveform(waveform, name: str = "waveform", channel_axis: int | None = None) -> np.ndarray:
+    """Mono float32 samples of one clip.
+
+    Accepts float samples in [-1, 1] or integer PCM (signed: ``int16`` etc.; unsigned: 8-bit
+    WAV's ``uint8``, where 128 is silence), as ``(samples,)``, or 2-D with an explicit
+    ``channel_axis`` (see :func:`to_mono`). Rejects booleans, non-numbers, zero-length clips
+    and NaN/infinite samples with a ``ValueError`` that says what to pass instead.
+    """
     try:
         import torch
 
@@ -139,11 +166,18 @@ def check_waveform(waveform, name: str = "waveform") -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     x = np.asarray(waveform)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise ValueError(f"{name} must be an array of numbers, got dtype {x.dtype}")
+    if x.dtype == bool:
+        raise ValueError(f"{name} has dtype bool; expected float samples in [-1, 1] (float32) or integer PCM "
+                         "(e.g. int16)")
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be an array of numbers (float samples or integer PCM), got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
-    x = to_mono(x).astype(np.float32, copy=False)
+        x = _pcm_to_float(x)
+    if x.ndim == 2 and channel_axis is None:
+        raise ValueError(f"{name} has shape {x.shape}, which is ambiguous for one clip: {CHANNEL_AXIS_HINT}; "
+                         "to embed several mono clips, pass a list of 1-D arrays or one (N, samples) array to "
+                         "embed_audio")
+    x = to_mono(x, channel_axis).astype(np.float32, copy=False)
     if x.size == 0:
         raise ValueError(f"{name} is empty (zero samples); expected at least one sample")
     if not math.isfinite(float(np.sum(x, dtype=np.float64))):  # a NaN/inf anywhere makes the sum non-finite; no temporary array
@@ -337,6 +371,13 @@ def embed_clips(clips, encode: Callable[[list[np.ndarray]], "torch.Tensor"], *, 
                 desc: str = "embedding audio"):
     """Embed clips of any length in bounded memory; returns L2-normalised ``(N, D)`` on CPU.
 
+    ``clips`` is one clip or a list of them. What an array means never depends on its size:
+    a 1-D array is one mono clip; a 2-D array ``(N, samples)`` is always N mono clips (so
+    ``(5, 16000)`` gives five embeddings, like ``(9, 16000)`` gives nine); a multi-channel
+    recording must be mixed down first with :func:`to_mono` and an explicit ``channel_axis``
+    (a 2-D item inside a list is rejected, saying so). Files and ``Sound`` objects are
+    mixed down on load.
+
     Each clip (array at ``sampling_rate``, a file path, or a ``Sound``) is cut into windows
     of ``window_seconds`` resampled to ``target_sr``; ``encode(list_of_windows)`` turns at most
     ``batch_size`` windows into embeddings; a clip's embedding is the normalised mean of its
@@ -346,11 +387,19 @@ def embed_clips(clips, encode: Callable[[list[np.ndarray]], "torch.Tensor"], *, 
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    if isinstance(clips, (str, os.PathLike, np.ndarray)) or hasattr(clips, "waveform"):
-        if isinstance(clips, np.ndarray) and clips.ndim == 2 and clips.shape[0] > 8:
-            clips = list(clips)  # a batch of equal-length clips (N, samples)
+    if type(clips).__module__.startswith("torch") and hasattr(clips, "detach"):  # a tensor: same rules as arrays
+        clips = clips.detach().cpu().numpy()
+    if isinstance(clips, np.ndarray):
+        if clips.ndim == 1:
+            clips = [clips]  # one mono clip
+        elif clips.ndim == 2:
+            clips = list(clips)  # always a batch of N mono clips (N, samples), whatever N is
         else:
-            clips = [clips]
+            raise ValueError(f"an array of clips must be (samples,) for one mono clip or (N, samples) for N mono "
+                             f"clips, got shape {clips.shape}; mix a multi-channel clip down first with "
+                             "mmcourse.audio.to_mono(x, channel_axis=...)")
+    elif isinstance(clips, (str, os.PathLike)) or hasattr(clips, "waveform"):
+        clips = [clips]
     clips = list(clips)
     if not clips:
         raise ValueError("expected at least one clip, got an empty list")

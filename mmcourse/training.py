@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .env import get_device, set_seed
+from .env import get_device, set_seed, torch_threads
+
+SMALL_MODEL_PARAMS = 5_000_000  # below this, a CPU training loop runs on one thread (see train's threads)
 
 
 @dataclass
@@ -111,6 +113,7 @@ def train(
     seed: int | None = 0,
     progress: bool = True,
     desc: str = "training",
+    threads: int | None = None,
 ) -> History:
     """Train any two-tower ``model`` with any contrastive ``loss_fn`` for ``steps`` AdamW steps.
 
@@ -119,6 +122,11 @@ def train(
     ``params`` defaults to the model's parameters that require gradients (plus the
     loss's, when ``loss_fn`` is a module with learnable scale or bias).
     Returns a :class:`History` with one loss per step.
+
+    ``threads``: torch CPU threads for the loop. ``None`` picks one thread on CPU for a small
+    model (fewer than ``SMALL_MODEL_PARAMS`` parameters, frozen ones included), which gains
+    nothing from more, while on a busy machine extra threads spin-wait for cores they do not
+    get (several times slower); larger models keep torch's setting. An int sets it.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -139,6 +147,17 @@ def train(
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if threads is None and device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+        threads = 1
+    with torch_threads(threads if device.type == "cpu" else None):
+        history = _loop(model, batches, loss_fn, optimizer, params, steps=steps, lr=lr, warmup=warmup,
+                        schedule=schedule, grad_clip=grad_clip, device=device, progress=progress, desc=desc)
+    model.eval()
+    return history
+
+
+def _loop(model, batches, loss_fn, optimizer, params, *, steps, lr, warmup, schedule, grad_clip, device,
+          progress, desc) -> History:
 
     next_batch = batches if callable(batches) else iter(batches).__next__
     history = History()
@@ -170,5 +189,4 @@ def train(
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{history.losses[-1]:.3f}")
     history.seconds = time.perf_counter() - start
-    model.eval()
     return history

@@ -55,12 +55,13 @@ def test_windows_cover_long_clips_and_drop_short_tails():
     assert [len(w) for w in resampled] == [32000, 16000]
 
 
-def test_to_mono_accepts_both_layouts():
+def test_to_mono_takes_the_layout_it_is_told():
     left, right = np.ones(100), -np.ones(100) * 0.5
-    np.testing.assert_allclose(A.to_mono(np.stack([left, right])), 0.25)  # (channels, samples)
-    np.testing.assert_allclose(A.to_mono(np.stack([left, right], axis=1)), 0.25)  # (samples, channels)
-    with pytest.raises(ValueError, match="cannot tell channels"):
-        A.to_mono(np.ones((20, 30)))
+    np.testing.assert_allclose(A.to_mono(np.stack([left, right]), channel_axis=0), 0.25)  # (channels, samples)
+    np.testing.assert_allclose(A.to_mono(np.stack([left, right], axis=1), channel_axis=1), 0.25)  # (samples, channels)
+    for shape in ((2, 100), (20, 30), (100, 2)):  # never guessed from the shape
+        with pytest.raises(ValueError, match="channel_axis=0 .* channel_axis=1"):
+            A.to_mono(np.ones(shape))
 
 
 def test_integer_pcm_is_scaled():

@@ -56,7 +56,9 @@ def test_pretrained_flag(monkeypatch):
 
 
 def test_network_is_blocked_in_tests():
-    with pytest.raises(OSError):
+    from netguard import NetworkBlockedError  # the guard's own error, not any OSError (tests/test_netguard.py)
+
+    with pytest.raises(NetworkBlockedError):
         socket.create_connection(("example.org", 80), timeout=2)
 
 

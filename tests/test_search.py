@@ -303,14 +303,15 @@ def test_corrupt_index_files_give_a_clear_error(tmp_path):
     faiss_file.write_bytes(b"not a faiss index" * 10)  # garbage that also passes the checksum
     manifest = json.loads((folder / "index.json").read_text())
     import hashlib
-    manifest["checksums"]["text"] = hashlib.sha256(faiss_file.read_bytes()).hexdigest()
+    manifest["files"]["text"] = {"bytes": faiss_file.stat().st_size,
+                                 "sha256": hashlib.sha256(faiss_file.read_bytes()).hexdigest()}
     (folder / "index.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexFileError, match="could not be read by FAISS"):
+    with pytest.raises(IndexFileError, match="not an index this course wrote"):
         MultimodalIndex.load(folder)
 
     faiss_file.write_bytes(good)
     (folder / "index.json").write_text('{"format_version": 1, "con')
-    with pytest.raises(IndexFileError, match="index.json is corrupt"):
+    with pytest.raises(IndexFileError, match="index.json is not valid JSON"):
         MultimodalIndex.load(folder)
     (folder / "index.json").unlink()
     with pytest.raises(IndexFileError, match="not found"):

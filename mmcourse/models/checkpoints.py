@@ -47,26 +47,61 @@ def _files(folder: pathlib.Path) -> list[pathlib.Path]:
 
 
 def write_manifest(folder: pathlib.Path) -> None:
-    entries = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(folder)}
+    entries = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(folder)}
     if not entries:
         raise RuntimeError(f"checkpoint build wrote no files into {folder}")
     (folder / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
 
 
-def is_complete(folder: pathlib.Path) -> bool:
-    """True when every file the manifest lists exists with the recorded size and hash."""
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return False
+def _manifest_entries(folder: pathlib.Path) -> dict | None:
+    """The manifest's ``{relative path: {"bytes", "sha256"}}`` if it is well formed, else ``None``.
+
+    Well formed: a non-empty JSON object naming exactly the files in the folder, each by a
+    relative path that stays inside it, with an integer size and a 64-digit hex SHA-256.
+    Anything else (a list, ``{}``, a missing ``bytes``, ``../../x``) counts as corrupt.
+    """
     try:
-        entries = json.loads(manifest.read_text())
+        entries = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
+        return None
+    if not isinstance(entries, dict) or not entries:
+        return None
+    root = folder.resolve()
+    for rel, meta in entries.items():
+        parts = pathlib.PurePosixPath(rel).parts
+        if (not rel or pathlib.PurePath(rel).is_absolute() or ".." in parts or "\\" in rel
+                or not (folder / rel).resolve().is_relative_to(root)):
+            return None
+        if not (isinstance(meta, dict) and set(meta) == {"bytes", "sha256"}
+                and isinstance(meta["bytes"], int) and not isinstance(meta["bytes"], bool) and meta["bytes"] >= 0
+                and isinstance(meta["sha256"], str) and len(meta["sha256"]) == 64
+                and all(c in "0123456789abcdef" for c in meta["sha256"])):
+            return None
+    if set(entries) != {str(p.relative_to(folder).as_posix()) for p in _files(folder)}:
+        return None  # a file missing, or one the build did not write
+    return entries
+
+
+def is_complete(folder: pathlib.Path) -> bool:
+    """True when the manifest is well formed and every file it lists has the recorded size and hash."""
+    if not (folder / MANIFEST).is_file():
+        return False
+    entries = _manifest_entries(folder)
+    if entries is None:
         return False
     for rel, meta in entries.items():
         path = folder / rel
         if not path.is_file() or path.stat().st_size != meta["bytes"] or _sha256(path) != meta["sha256"]:
             return False
     return True
+
+
+def _remove_stale_builds(folder: pathlib.Path) -> None:
+    """Delete temporary build folders of ``folder`` left by killed builds (call with the lock held:
+    a build only runs under the lock, so any such folder seen then is no one's)."""
+    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -95,8 +130,8 @@ def ensure_checkpoint(name: str, version: str, build: Callable[[pathlib.Path], N
     with _lock(folder.parent / f".{folder.name}.lock"):
         if not rebuild and is_complete(folder):  # another process built it meanwhile
             return folder
+        _remove_stale_builds(folder)
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             build(tmp)
@@ -108,12 +143,33 @@ def ensure_checkpoint(name: str, version: str, build: Callable[[pathlib.Path], N
     return folder
 
 
+def _is_format_error(err: BaseException) -> bool:
+    """Errors that mean "these files are not a loadable checkpoint" (so rebuilding can fix them)."""
+    if isinstance(err, (OSError, ValueError, KeyError, EOFError)):  # missing file, bad JSON, bad config
+        return True
+    if type(err).__name__ == "SafetensorError":
+        return True
+    return isinstance(err, RuntimeError) and "state_dict" in str(err)  # size or key mismatch
+
+
 def load_course_checkpoint(name: str, version: str, build: Callable[[pathlib.Path], None],
-                           load: Callable[[pathlib.Path], T]) -> T:
-    """Build if missing or corrupt, then ``load(folder)``; a folder that fails to load is rebuilt once."""
+                           load: Callable[[pathlib.Path], T], device=None) -> T:
+    """Build if missing or corrupt, then ``load(folder)``.
+
+    ``device`` (if given) is checked first, so a typo fails at once instead of after a
+    rebuild. A verified folder that still fails to load with a *format* error (missing or
+    unreadable file, bad JSON, wrong tensor shapes) is rebuilt once; any other error (a
+    device problem, out of memory, a bug) is raised as it is, without retraining.
+    """
+    if device is not None:
+        from ..env import resolve_device
+
+        resolve_device(device)
     folder = ensure_checkpoint(name, version, build)
     try:
         return load(folder)
-    except Exception as err:  # verified files that still fail to load: rebuild once
+    except Exception as err:
+        if not _is_format_error(err):
+            raise
         warnings.warn(f"cached checkpoint {name!r} failed to load ({err!r}); retraining it", stacklevel=2)
         return load(ensure_checkpoint(name, version, build, rebuild=True))

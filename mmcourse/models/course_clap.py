@@ -238,8 +238,9 @@ def _load(folder: pathlib.Path) -> ClapSoundsModel:
 
 def load(device: str | None = None) -> CourseClapEmbedder:
     """The ``course/clap-sounds`` embedder, training and caching it on first use (≈ 30 s)."""
-    from ..env import get_device
+    from ..env import resolve_device
     from .checkpoints import load_course_checkpoint
 
+    device = resolve_device(device)  # a bad device string fails now, not after training
     model = load_course_checkpoint(NAME, VERSION, _build, _load)
-    return CourseClapEmbedder(model, device or get_device())
+    return CourseClapEmbedder(model, device)

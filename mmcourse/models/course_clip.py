@@ -324,8 +324,10 @@ def load_folder(folder: str | pathlib.Path, device: str | None = None, name: str
 
 def load(device: str | None = None, config: CourseClipConfig | None = None, progress: bool = True):
     """``course/clip-shapes`` as an Embedder: from the verified cache, or trained now and cached."""
+    from ..env import resolve_device
     from .checkpoints import load_course_checkpoint
 
+    device = resolve_device(device)  # a bad device string fails now, not after training
     config = config or CourseClipConfig()
 
     def build(folder: pathlib.Path) -> None:

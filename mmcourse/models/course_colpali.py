@@ -263,11 +263,11 @@ def load(device: str | None = None, config: CourseColPaliConfig | None = None) -
 
     ``config`` trains and caches a different recipe (smaller for tests, bigger for exercises).
     """
-    from ..env import get_device
+    from ..env import resolve_device
     from .checkpoints import load_course_checkpoint
     from .minilm import load_minilm
 
-    device = device or get_device()
+    device = resolve_device(device)  # a bad device string fails now, not after training
     cfg = config or CourseColPaliConfig()
     model = load_course_checkpoint(NAME, _version(cfg), build=lambda folder: build(folder, cfg, device=device),
                                    load=lambda folder: load_folder(folder, device))

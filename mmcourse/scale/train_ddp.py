@@ -28,6 +28,7 @@ import json
 import os
 import pathlib
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -305,11 +306,47 @@ def _env() -> dict:
     return env
 
 
+def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a launcher and every worker it started: SIGTERM to its process group (torchrun
+    forwards it to the ranks and waits for them), then SIGKILL to whatever is left."""
+    if sys.platform == "win32":  # pragma: no cover - no process groups: kill the launcher
+        proc.kill()
+        proc.wait()
+        return
+    for sig, wait_s in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the whole group is gone
+            break
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the launcher exited: kill any rank it left behind (same group)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        break
+    proc.wait()
+
+
 def _run(cmd: list[str], out: pathlib.Path, timeout: float) -> dict:
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    # Its own session (= process group), so that on a timeout we can stop the launcher *and* its workers.
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=sys.platform != "win32")
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        proc.communicate()
+        raise TimeoutError(f"{' '.join(cmd[:6])} ... did not finish within {timeout:g} s; it and its workers "
+                           f"were stopped") from None
+    except BaseException:  # Ctrl-C in the notebook, etc.: leave no workers behind
+        _stop_group(proc)
+        raise
     if proc.returncode != 0 or not out.is_file():
         raise RuntimeError(f"{' '.join(cmd[:6])} ... failed with exit code {proc.returncode}:\n"
-                           f"{proc.stderr[-3000:]}")
+                           f"{stderr[-3000:]}")
     return json.loads(out.read_text())
 
 

@@ -17,11 +17,16 @@ side, ``embed_images(list[PIL.Image])``) returning ``(N, D)`` tensors or arrays.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
 import math
 import os
 import pathlib
+import shutil
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Hashable, Iterable, Mapping, NamedTuple
 
@@ -116,14 +121,51 @@ def _as_matrix(vectors, n: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(array / norms[:, None], dtype=np.float32)  # (n, D), unit rows
 
 
+def _positive_int(value, name: str, optional: bool = False):
+    """``value`` as a Python int >= 1 (numpy integers welcome); ``None`` passes when optional."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1{' or None' if optional else ''}, got {value!r}")
+    return int(value)
+
+
 def _check_id(doc_id) -> Hashable:
     if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
         raise TypeError(f"document id must be a str or int, got {doc_id!r} ({type(doc_id).__name__})")
     return doc_id
 
 
-def _sha256(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _faiss_add(index, matrix: np.ndarray, internal: np.ndarray) -> None:
+    """The one place vectors enter a FAISS index (fault-injection tests patch FAISS underneath it)."""
+    index.add_with_ids(matrix, internal)
+
+
+def _remove_from(index, start: int, ntotal: int) -> None:
+    """Remove the internal ids >= ``start`` that an interrupted add left in ``index``."""
+    import faiss
+
+    if index.ntotal != ntotal:
+        index.remove_ids(faiss.IDSelectorRange(start, 2**62))
+    if index.ntotal != ntotal:  # pragma: no cover - FAISS failed inside its own add
+        raise RuntimeError(f"could not roll back a failed add: the index holds {index.ntotal} vectors, "
+                           f"expected {ntotal}; rebuild it")
+
+
+def _ivf_contents(index) -> tuple[np.ndarray, np.ndarray]:
+    """Every vector of an ``IDMap,IVF,Flat`` index with its id: ``(N, D)`` float32 and ``(N,)`` int64."""
+    import faiss
+
+    ivf = faiss.downcast_index(index.index)
+    lists, d = ivf.invlists, ivf.d
+    vectors = np.empty((ivf.ntotal, d), dtype=np.float32)  # (N, D), row = inner id
+    for list_no in range(ivf.nlist):
+        n = lists.list_size(list_no)
+        if n:
+            inner = faiss.rev_swig_ptr(lists.get_ids(list_no), n).copy()  # (n,)
+            codes = faiss.rev_swig_ptr(lists.get_codes(list_no), n * lists.code_size)
+            vectors[inner] = np.frombuffer(bytes(codes), dtype=np.float32).reshape(n, d)
+    return vectors, faiss.vector_to_array(index.id_map).astype(np.int64)  # id_map: inner id -> internal id
 
 
 class MultimodalIndex:
@@ -267,6 +309,7 @@ class MultimodalIndex:
         return ids, texts, metadata
 
     def _add_checked(self, ids, texts, metadata, vectors) -> None:
+        """Validate, then commit all or nothing: a failure anywhere leaves the index exactly as it was."""
         # 1. validate every vector of the batch (shape, dimension, finiteness) ...
         ready = {}
         for modality, (rows, raw) in vectors.items():
@@ -276,22 +319,67 @@ class MultimodalIndex:
                 raise ValueError(f"{modality} vectors have dimension {matrix.shape[1]}, "
                                  f"but the {modality} index holds vectors of dimension {expected}")
             ready[modality] = (rows, matrix)
-        # 2. ... build (and train) any missing FAISS index, still without touching the stored state ...
-        new_indexes = {m: self._new_faiss(m_matrix.shape[1], m_matrix)
-                       for m, (_, m_matrix) in ready.items() if m not in self._faiss}
-        # 3. ... then commit.
         start = len(self._ids)
-        self._faiss.update(new_indexes)
-        for modality, (rows, matrix) in ready.items():
-            internal = np.asarray([start + j for j in rows], dtype=np.int64)
-            self._faiss[modality].add_with_ids(matrix, internal)
+        # 2. ... the new Python state, built beside the old one ...
+        new_ids = self._ids + list(ids)
+        new_pos = dict(self._pos)
+        new_pos.update((doc_id, start + j) for j, doc_id in enumerate(ids))
+        new_texts, new_metadata = self._texts + list(texts), self._metadata + list(metadata)
+        new_has = {m: set(s) for m, s in self._has.items()}
+        # 3. ... FAISS indexes that are built fresh (new, retrained, or copied because they cannot
+        #    remove vectors) are filled off to the side; the others are added to in place and,
+        #    if a later step fails, the vectors just added are removed again.
+        replaced, in_place = {}, []
+        try:
+            for modality, (rows, matrix) in ready.items():
+                internal = np.asarray([start + j for j in rows], dtype=np.int64)  # (n,)
+                new_has[modality].update(internal.tolist())
+                old = self._faiss.get(modality)
+                if old is None:
+                    index = self._new_faiss(matrix.shape[1], matrix)
+                    _faiss_add(index, matrix, internal)
+                    replaced[modality] = index
+                elif self._needs_retraining(old, old.ntotal + len(matrix)):
+                    replaced[modality] = self._retrained(old, matrix, internal)
+                elif self.config.index_type == "hnsw":  # HNSW cannot remove vectors: add to a copy
+                    import faiss
+
+                    index = faiss.clone_index(old)
+                    self._apply_search_params(index)
+                    _faiss_add(index, matrix, internal)
+                    replaced[modality] = index
+                else:
+                    in_place.append((modality, old, old.ntotal))
+                    _faiss_add(old, matrix, internal)
+        except BaseException:
+            for modality, index, before in in_place:  # undo what reached the live indexes
+                _remove_from(index, start, before)
+            raise
+        # 4. commit: plain assignments, which cannot fail half-way
+        self._faiss.update(replaced)
+        for modality, (_, matrix) in ready.items():
             self._dims[modality] = matrix.shape[1]
-            self._has[modality].update(internal.tolist())
-        for doc_id, text, meta in zip(ids, texts, metadata):
-            self._pos[doc_id] = len(self._ids)
-            self._ids.append(doc_id)
-            self._texts.append(text)
-            self._metadata.append(meta)
+        self._ids, self._pos, self._texts, self._metadata, self._has = new_ids, new_pos, new_texts, new_metadata, new_has
+
+    def _ivf_lists(self, total: int) -> int:
+        """IVF lists for ``total`` training vectors: at most ``config.nlist``, at least 39 vectors each."""
+        return max(1, min(self.config.nlist, total // 39))  # FAISS wants >= 39 points per centroid
+
+    def _needs_retraining(self, index, total: int) -> bool:
+        """An IVF index trained on few vectors is retrained once the collection supports twice its lists."""
+        if self.config.index_type != "ivf":
+            return False
+        import faiss
+
+        return self._ivf_lists(total) >= 2 * faiss.downcast_index(index.index).nlist
+
+    def _retrained(self, old, matrix: np.ndarray, internal: np.ndarray):
+        """A new IVF index trained on the old vectors plus ``matrix``, holding both (old one untouched)."""
+        stored, stored_ids = _ivf_contents(old)  # (N, D), (N,)
+        everything = np.concatenate([stored, matrix])  # (N + n, D)
+        index = self._new_faiss(matrix.shape[1], everything)
+        _faiss_add(index, everything, np.concatenate([stored_ids, internal]))
+        return index
 
     def _new_faiss(self, dim: int, training: np.ndarray):
         import faiss
@@ -300,8 +388,8 @@ class MultimodalIndex:
         if cfg.index_type == "flat":
             index = faiss.index_factory(dim, "IDMap,Flat", faiss.METRIC_INNER_PRODUCT)
         elif cfg.index_type == "ivf":
-            nlist = max(1, min(cfg.nlist, len(training) // 39))  # FAISS wants >= 39 points per centroid
-            index = faiss.index_factory(dim, f"IDMap,IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+            index = faiss.index_factory(dim, f"IDMap,IVF{self._ivf_lists(len(training))},Flat",
+                                        faiss.METRIC_INNER_PRODUCT)
             index.train(training)
         else:
             index = faiss.index_factory(dim, f"IDMap,HNSW{cfg.hnsw_m},Flat", faiss.METRIC_INNER_PRODUCT)
@@ -350,6 +438,8 @@ class MultimodalIndex:
             raise ValueError("a query needs text, an image, or both; got neither")
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text query must be a str, got {type(text).__name__}")
+        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
+        self._check_not_empty()
         weights = self._check_weights(weights)
         queries = {}
         if text is not None and weights["text"] > 0 and self._has["text"]:
@@ -359,6 +449,10 @@ class MultimodalIndex:
                 raise ValueError("searching the image index needs a CLIP-family model: MultimodalIndex(clip=...) "
                                  "or MultimodalIndex.load(path, clip=...)")
             queries["image"] = self.clip.embed_images([image]) if image is not None else self.clip.embed_texts([text])
+        if not queries:
+            asked = [m for m in MODALITIES if weights[m] > 0]
+            raise ValueError(f"nothing to search: this query can only use the {' and '.join(asked)} index, which "
+                             f"holds no documents ({self!r}); change the weights or add such documents")
         return self.search_vectors(queries, k=k, fusion=fusion, weights=weights, candidates=candidates,
                                    missing=missing)
 
@@ -366,8 +460,7 @@ class MultimodalIndex:
                        weights: float | Mapping[str, float] | None = None,
                        candidates: int | None = None, missing: str = "zero") -> list[SearchHit]:
         """Search with precomputed query vectors, ``{"text": (D_t,), "image": (D_i,)}`` (either or both)."""
-        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
-            raise ValueError(f"k must be an int >= 1, got {k!r}")
+        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
         if missing not in MISSING:
@@ -376,6 +469,7 @@ class MultimodalIndex:
             self._check_modality(modality)
         if not queries:
             raise ValueError("a query needs text, an image, or both; got neither")
+        self._check_not_empty()
         weights = self._check_weights(weights)
         depth = max(k, candidates if candidates is not None else self.config.candidates)
         scores: dict[str, dict] = {}
@@ -415,6 +509,10 @@ class MultimodalIndex:
             raise ValueError(f"weights must be finite, >= 0 and not all 0, got {dict(weights)}")
         return out
 
+    def _check_not_empty(self) -> None:
+        if not self._ids:
+            raise ValueError("the index is empty: add documents (add / add_vectors) before searching")
+
     @staticmethod
     def _check_modality(modality: str) -> None:
         if modality not in MODALITIES:
@@ -422,79 +520,280 @@ class MultimodalIndex:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> pathlib.Path:
-        """Write ``index.json`` (ids, texts, metadata, config) and one ``<modality>.faiss`` per index to a folder."""
-        import faiss
+        """Write the index to the folder ``path``, all or nothing.
 
+        The folder holds ``index.json`` (ids, texts, metadata, config, sizes and SHA-256 of
+        the FAISS files) and one ``<modality>.faiss`` per modality. Everything is written
+        into a new sibling folder and flushed to disk first; only then does that folder take
+        the place of ``path`` (one atomic exchange on Linux). A crash at any point leaves
+        the previous index at ``path`` loadable, and concurrent saves never share a file.
+        ``path`` must be new, empty, or a folder an earlier ``save`` wrote.
+        """
         folder = pathlib.Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        staged, checksums = [], {}
-        for modality, index in self._faiss.items():
-            tmp = folder / f"{modality}.faiss.tmp"
-            faiss.write_index(index, str(tmp))
-            checksums[modality] = _sha256(tmp)
-            staged.append((tmp, folder / f"{modality}.faiss"))
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "config": asdict(self.config),
-            "dims": self._dims,
-            "checksums": checksums,
-            "ids": self._ids,
-            "texts": self._texts,
-            "metadata": self._metadata,
-            "has": {m: sorted(self._has[m]) for m in MODALITIES},
-        }
-        tmp = folder / "index.json.tmp"
-        tmp.write_text(json.dumps(manifest))
-        staged.append((tmp, folder / "index.json"))
-        for src, dst in staged:  # all written: now swap them in
-            os.replace(src, dst)
-        for modality in MODALITIES:  # an index emptied since an earlier save must not linger
-            if modality not in self._faiss and (folder / f"{modality}.faiss").exists():
-                (folder / f"{modality}.faiss").unlink()
+        _check_replaceable(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would become the index folder's mode
+        try:
+            files = {}
+            for modality in MODALITIES:
+                if modality in self._faiss:
+                    files[modality] = _write_faiss(self._faiss[modality], staging / f"{modality}.faiss")
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "config": asdict(self.config),
+                "dims": dict(self._dims),
+                "files": files,
+                "ids": self._ids,
+                "texts": self._texts,
+                "metadata": self._metadata,
+                "has": {m: sorted(self._has[m]) for m in MODALITIES},
+            }
+            _write_synced(staging / MANIFEST, json.dumps(manifest).encode())
+            _fsync_dir(staging)
+            _swap_in(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # the old index after a swap, or a failed write
         return folder
 
     @classmethod
     def load(cls, path, clip=None, text_model=None) -> "MultimodalIndex":
-        """Read a folder written by :meth:`save`; raises :class:`IndexFileError` if anything is off."""
+        """Read a folder written by :meth:`save`; raises :class:`IndexFileError` if anything is off.
+
+        **An index folder is trusted input**, like any file you hand a binary parser: load
+        only folders you saved or got from someone you trust. The SHA-256 sums in
+        ``index.json`` catch accidental damage (a torn copy, a flipped bit), not tampering:
+        whoever can edit a ``.faiss`` file can edit the sums beside it. So the checks do not
+        rest on them. The manifest must match the schema ``save`` writes exactly; each FAISS
+        file must be one of the kinds the course writes (ID map over flat / IVF / HNSW, inner
+        product), with every length in it checked against the bytes actually present before
+        FAISS reads it (a crafted header cannot make it allocate), and every id it stores
+        must name a document of the manifest. Any failure is an :class:`IndexFileError`.
+        """
         import faiss
 
+        from .faiss_file import FaissFileError, check_index_bytes
+
         folder = pathlib.Path(path)
-        manifest_path = folder / "index.json"
+        manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
             raise IndexFileError(f"{manifest_path} not found: expected a folder written by MultimodalIndex.save")
         try:
-            manifest = json.loads(manifest_path.read_text())
-            version = manifest["format_version"]
-            config = IndexConfig(**{f.name: manifest["config"][f.name] for f in fields(IndexConfig)})
-            dims, checksums = manifest["dims"], manifest["checksums"]
-            ids, texts, metadata, has = manifest["ids"], manifest["texts"], manifest["metadata"], manifest["has"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise IndexFileError(f"{manifest_path} is corrupt or not an index manifest ({err!r})") from err
-        if version != FORMAT_VERSION:
-            raise IndexFileError(f"{manifest_path} has format version {version}, expected {FORMAT_VERSION}")
-        if not (len(ids) == len(texts) == len(metadata)) or len(set(map(repr, ids))) != len(ids):
-            raise IndexFileError(f"{manifest_path} is inconsistent: ids, texts and metadata differ in length or repeat")
+            raw = manifest_path.read_bytes()
+            manifest = json.loads(raw)
+        except (OSError, ValueError) as err:
+            raise IndexFileError(f"{manifest_path} is not valid JSON ({err})") from err
+        config, dims, files, ids, texts, metadata, has = _check_manifest(manifest, manifest_path)
         index = cls(clip=clip, text_model=text_model, config=config)
-        for modality, checksum in checksums.items():
+        for modality in MODALITIES:  # file names come from MODALITIES, never from the manifest
+            if modality not in files:
+                continue
             file = folder / f"{modality}.faiss"
-            if not file.is_file():
-                raise IndexFileError(f"{file} is missing (listed in {manifest_path.name})")
-            if _sha256(file) != checksum:
-                raise IndexFileError(f"{file} is corrupt: its checksum does not match the one saved in "
-                                     f"{manifest_path.name}; rebuild the index or restore the file")
+            expected = files[modality]
             try:
-                stored = faiss.read_index(str(file))
-            except RuntimeError as err:
+                size = file.stat().st_size if file.is_file() else None
+                if size is None:
+                    raise IndexFileError(f"{file} is missing (listed in {MANIFEST})")
+                if size != expected["bytes"]:
+                    raise IndexFileError(f"{file} is corrupt: it has {size} bytes, but {MANIFEST} says "
+                                         f"{expected['bytes']}; rebuild the index or restore the file")
+                data = file.read_bytes()
+            except OSError as err:
+                raise IndexFileError(f"{file} could not be read ({err})") from err
+            if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+                raise IndexFileError(f"{file} is corrupt: its checksum does not match the one saved in "
+                                     f"{MANIFEST}; rebuild the index or restore the file")
+            try:
+                stored_ids = check_index_bytes(data, config.index_type, dims[modality], len(has[modality]))
+            except FaissFileError as err:
+                raise IndexFileError(f"{file} is not an index this course wrote: {err}") from err
+            if sorted(stored_ids.tolist()) != has[modality]:
+                raise IndexFileError(f"{file} stores vectors for documents other than the {len(has[modality])} "
+                                     f"that {MANIFEST} lists for {modality!r}")
+            try:
+                stored = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            except RuntimeError as err:  # pragma: no cover - the checks above let only well-formed files through
                 raise IndexFileError(f"{file} could not be read by FAISS: {str(err).splitlines()[0]}") from err
-            if stored.ntotal != len(has[modality]) or stored.d != dims[modality]:
-                raise IndexFileError(f"{file} holds {stored.ntotal} vectors of dimension {stored.d}, but the manifest "
-                                     f"expects {len(has[modality])} of dimension {dims[modality]}")
             index._apply_search_params(stored)
             index._faiss[modality] = stored
-            index._dims[modality] = int(dims[modality])
+            index._dims[modality] = dims[modality]
             index._has[modality] = set(has[modality])
         index._ids = list(ids)
         index._pos = {doc_id: i for i, doc_id in enumerate(ids)}
         index._texts = list(texts)
         index._metadata = list(metadata)
         return index
+
+
+# ---------------------------------------------------------------------- saving, all or nothing
+
+MANIFEST = "index.json"
+_SAVED_NAMES = {MANIFEST} | {f"{m}.faiss" for m in MODALITIES}
+
+
+def _check_replaceable(folder: pathlib.Path) -> None:
+    """``save`` replaces the whole folder: refuse one that holds anything ``save`` did not write."""
+    if folder.exists() and not folder.is_dir():
+        raise IndexFileError(f"{folder} exists and is not a folder; choose a folder path for the index")
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in _SAVED_NAMES)
+        if foreign:
+            raise IndexFileError(f"refusing to replace {folder}: it holds files that MultimodalIndex.save did not "
+                                 f"write ({', '.join(foreign[:5])}); save to a new or empty folder")
+
+
+def _write_faiss(index, path: pathlib.Path) -> dict:
+    """Write one FAISS index to ``path``, flushed to disk; returns its ``{"bytes", "sha256"}``."""
+    import faiss
+
+    faiss.write_index(index, str(path))
+    digest = hashlib.sha256()
+    with open(path, "rb+") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        os.fsync(handle.fileno())
+    _after_write(path)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _after_write(path: pathlib.Path) -> None:
+    """Called after each file of a save is on disk (fault-injection tests make it fail)."""
+
+
+def _write_synced(path: pathlib.Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _after_write(path)
+
+
+def _fsync_dir(folder: pathlib.Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: pathlib.Path):
+    """One swap at a time per index folder (saves in other processes included)."""
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: swaps still use unique names
+            pass
+        yield
+
+
+def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # pragma: no cover - old glibc
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system cannot exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def _swap_in(staging: pathlib.Path, folder: pathlib.Path) -> None:
+    """Put ``staging`` at ``folder``; the previous index, if any, ends up at ``staging`` (to be deleted).
+
+    On Linux one ``renameat2(RENAME_EXCHANGE)`` does it: at every instant ``folder`` is either
+    the old or the new index, and concurrent saves need no lock (each exchange is atomic).
+    Elsewhere two renames under a file lock; a crash between them leaves the old index in a
+    ``.<name>.saving-*.old`` folder beside ``folder``.
+    """
+    try:
+        os.rename(staging, folder)  # no index there yet (an existing non-empty folder makes this fail)
+    except OSError:
+        if not _exchange(staging, folder):  # pragma: no cover - no atomic exchange on this system
+            with _folder_lock(folder):
+                backup = staging.with_name(staging.name + ".old")
+                os.replace(folder, backup)
+                os.replace(staging, folder)
+                os.replace(backup, staging)
+    _fsync_dir(folder.parent)
+
+
+# ---------------------------------------------------------------------- loading, strictly
+
+_MANIFEST_KEYS = {"format_version", "config", "dims", "files", "ids", "texts", "metadata", "has"}
+
+
+def _check_manifest(manifest, where):
+    """Every field of ``index.json`` checked against what ``save`` writes; returns the parsed parts."""
+    def bad(what):
+        return IndexFileError(f"{where} is not an index manifest this course wrote: {what}")
+
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if not isinstance(manifest, dict) or set(manifest) != _MANIFEST_KEYS:
+        got = sorted(manifest) if isinstance(manifest, dict) else type(manifest).__name__
+        raise bad(f"expected the keys {sorted(_MANIFEST_KEYS)}, got {got}")
+    if manifest["format_version"] != FORMAT_VERSION or not is_int(manifest["format_version"]):
+        raise bad(f"format version {manifest['format_version']!r}, expected {FORMAT_VERSION}")
+    raw_config = manifest["config"]
+    names = {f.name for f in fields(IndexConfig)}
+    if not isinstance(raw_config, dict) or set(raw_config) != names:
+        raise bad(f"config must have exactly the fields {sorted(names)}")
+    if not isinstance(raw_config["rrf_k"], (int, float)) or isinstance(raw_config["rrf_k"], bool) \
+            or not (math.isfinite(raw_config["rrf_k"]) and raw_config["rrf_k"] > 0):
+        raise bad(f"config rrf_k must be a positive number, got {raw_config['rrf_k']!r}")
+    try:
+        config = IndexConfig(**raw_config)
+    except (TypeError, ValueError) as err:
+        raise bad(f"config is invalid ({err})") from err
+    ids, texts, metadata = manifest["ids"], manifest["texts"], manifest["metadata"]
+    if not (isinstance(ids, list) and isinstance(texts, list) and isinstance(metadata, list)):
+        raise bad("ids, texts and metadata must be lists")
+    if not (len(ids) == len(texts) == len(metadata)):
+        raise bad(f"ids, texts and metadata differ in length ({len(ids)}, {len(texts)}, {len(metadata)})")
+    if not all(isinstance(i, str) or is_int(i) for i in ids):
+        raise bad("every document id must be a str or an int")
+    if len(set(ids)) != len(ids):
+        raise bad("document ids repeat")
+    if not all(t is None or isinstance(t, str) for t in texts) or not all(isinstance(m, dict) for m in metadata):
+        raise bad("texts must be strings or null, metadata must be objects")
+    dims, files, has = manifest["dims"], manifest["files"], manifest["has"]
+    if not (isinstance(dims, dict) and isinstance(files, dict) and isinstance(has, dict)):
+        raise bad("dims, files and has must be objects")
+    if set(has) != set(MODALITIES) or not set(files) <= set(MODALITIES) or set(dims) != set(files):
+        raise bad(f"has must name exactly {MODALITIES}; files and dims the same subset of them")
+    covered = set()
+    for modality in MODALITIES:
+        rows = has[modality]
+        if not isinstance(rows, list) or not all(is_int(r) and 0 <= r < len(ids) for r in rows) \
+                or rows != sorted(set(rows)):
+            raise bad(f"has[{modality!r}] must be sorted, unique document numbers below {len(ids)}")
+        if bool(rows) != (modality in files):
+            raise bad(f"{modality!r} lists {len(rows)} documents but {'a' if modality in files else 'no'} file")
+        covered.update(rows)
+        if modality in files:
+            entry, d = files[modality], dims[modality]
+            if not (is_int(d) and 1 <= d <= 65536):
+                raise bad(f"dims[{modality!r}] must be an int in [1, 65536], got {d!r}")
+            if not (isinstance(entry, dict) and set(entry) == {"bytes", "sha256"} and is_int(entry["bytes"])
+                    and entry["bytes"] >= 0 and isinstance(entry["sha256"], str)
+                    and len(entry["sha256"]) == 64 and all(c in "0123456789abcdef" for c in entry["sha256"])):
+                raise bad(f"files[{modality!r}] must be {{'bytes': int, 'sha256': 64 hex digits}}")
+    if len(covered) != len(ids):
+        raise bad("a document is stored in no modality")
+    return config, dims, files, ids, texts, metadata, has

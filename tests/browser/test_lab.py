@@ -1,6 +1,7 @@
 """The course in a real JupyterLab, in a real headless Chromium.
 
-Starts JupyterLab from this environment on loopback with a random token and port, opens
+Starts JupyterLab from this environment on loopback with a random token (passed in the
+``JUPYTER_TOKEN`` environment variable, never on the command line) and port, opens
 a notebook holding the temperature playground, runs the cell, drags the temperature
 slider, and checks that the kernel re-rendered the figure and the summary. This proves
 that the installed jupyterlab + ipywidgets actually render the playgrounds. A screenshot
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import nbformat
@@ -97,8 +99,9 @@ def lab_server(tmp_path: pathlib.Path):
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.pop("MMCOURSE_STATIC_WIDGETS", None)  # the point here is the live widget
     port, token = free_port(), secrets.token_hex(16)
+    env["JUPYTER_TOKEN"] = token  # from the environment: a command-line token is readable by every local user
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--port-retries=0", f"--ServerApp.root_dir={root}",
            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root
@@ -129,6 +132,9 @@ class LabServer:
         return self.log_path.read_text(errors="replace")[-n:]
 
     def wait_ready(self, timeout: float = 90) -> None:
+        cmdline = pathlib.Path(f"/proc/{self.proc.pid}/cmdline")
+        if cmdline.exists():  # Linux: what every local user can read with ps
+            assert self.token not in cmdline.read_text(errors="replace"), "the token is on the command line"
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -224,3 +230,17 @@ def test_playground_renders_and_reacts_in_jupyterlab_in_chromium(tmp_path):
         finally:
             context.close()
     print(f"real-browser playground check: {time.monotonic() - started:.1f} s, screenshot {shot}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUDGET_S)
+def test_lab_token_comes_from_the_environment_not_the_command_line(tmp_path):
+    """No browser needed: the server answers with the token, refuses without it, and no
+    local user can read the token from its command line."""
+    with lab_server(tmp_path) as lab:
+        lab.wait_ready()  # also asserts the token is not in /proc/<pid>/cmdline
+        with urllib.request.urlopen(f"{lab.base}/api/kernels?token={lab.token}", timeout=10) as r:
+            assert r.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{lab.base}/api/kernels", timeout=10)
+        assert refused.value.code == 403
