@@ -153,7 +153,7 @@ q5 = NumericProblem(
 
 q6 = ChoiceProblem(
     var="answer_batch_size",
-    prompt="Why does CLIP's softmax loss benefit from very large batches (CLIP used 32,768)?",
+    prompt="Why does CLIP's softmax loss benefit from very large batches (CLIP used 32,768: Radford et al. 2021)?",
     options={"a": "Large batches make each gradient step cheaper.",
              "b": "The other items in the batch are the negatives: a bigger batch gives each softmax more and harder negatives.",
              "c": "The softmax is undefined for batches smaller than the embedding dimension.",

@@ -138,7 +138,7 @@ q3 = FunctionProblem(
 
 q4 = NumericProblem(
     var="rrf_score",
-    prompt="With k = 60, a document is ranked 1st by the text retriever and 3rd by the image retriever. What is its RRF "
+    prompt="With k = 60 (the value Cormack et al. 2009 proposed), a document is ranked 1st by the text retriever and 3rd by the image retriever. What is its RRF "
            "score? Set `rrf_score`.",
     hints=["1/(k + rank) per list, summed."],
     solution_text="1/61 + 1/63 ≈ 0.03227.",

@@ -83,7 +83,7 @@ _QUESTIONS = [
     ("losses", "Where do the negatives of a contrastive loss come from, and why does batch size matter?",
      "They come from the batch itself: for each image, the other captions in the batch are its negatives (in-batch "
      "negatives), and vice versa. A bigger batch therefore means more and, on average, harder negatives, a tighter "
-     "bound on mutual information for InfoNCE and better retrieval; CLIP used 32,768. The softmax normalises over "
+     "bound on mutual information for InfoNCE and better retrieval; CLIP used 32,768 (Radford et al. 2021). The softmax normalises over "
      "those negatives, so with small batches the task is too easy. The SigLIP paper reports that the sigmoid loss "
      "depends less on this and beats softmax at small batches; notebook 02 of this course measured InfoNCE ahead at "
      "every batch size on its tiny task, so that advantage is the paper's claim at web scale, not something the "
