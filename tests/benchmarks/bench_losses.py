@@ -54,6 +54,9 @@ def test_loss_speed_vs_open_clip(name, n):
     ratio = ours_s / ref_s
     print(f"\n{name}_loss N={n} D={D}: ours {ours_s * 1e3:.1f} ms, open_clip {ref_s * 1e3:.1f} ms, "
           f"ratio {ratio:.2f} (goal <= {GOAL}, aim <= {AIM})")
+    from mmcourse.results import record_bench
+
+    record_bench(f"bench.losses.{name}_vs_open_clip_{n}", ratio, "{:.2f}")
     assert ratio <= GOAL, ratio
 
 
@@ -65,6 +68,11 @@ def test_chunked_sigmoid_peak_memory():
     reference = peak_memory(lambda: _fwd_bwd(SigLipLoss(), x, y, t, b), repeats=3).mib
     print(f"\nsigmoid loss N=4096 D={D} peak extra memory: open_clip {reference:.1f} MiB, "
           f"ours dense {dense:.1f} MiB, ours chunked(256) {chunked:.1f} MiB, chunked/dense {chunked / dense:.2f} (goal <= 0.25)")
+    from mmcourse.results import record_bench
+
+    record_bench("bench.losses.sigmoid_4096_dense_mib", dense, "{:.0f}")
+    record_bench("bench.losses.sigmoid_4096_chunked_mib", chunked, "{:.0f}")
+    record_bench("bench.losses.sigmoid_4096_open_clip_mib", reference, "{:.0f}")
     assert chunked <= dense / 4, (chunked, dense)
 
 

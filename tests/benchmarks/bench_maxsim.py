@@ -163,6 +163,13 @@ def test_maxsim_speed_memory_and_matmul_efficiency():
     print(f"  all timings: ours {[round(t, 3) for t in t_ours]}  ref {[round(t, 3) for t in t_ref]}  "
           f"matmul GFLOP/s {[round(g, 1) for g in gf_mm]}")
     print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (other programs share these cores)")
+    from mmcourse.results import record_bench
+
+    record_bench("bench.maxsim.engine_time_ratio", t_o / t_r, "{:.2f}")
+    record_bench("bench.maxsim.engine_memory_ratio", mem_ours / mem_ref, "{:.3f}")
+    record_bench("bench.maxsim.engine_ours_mib", mem_ours, "{:.0f}")
+    record_bench("bench.maxsim.engine_ref_mib", mem_ref, "{:.0f}")
+    record_bench("bench.maxsim.matmul_efficiency", g_ours / g_mm, "{:.2f}")
     assert diff <= 1e-3, diff
     assert t_o / t_r <= 0.6, (t_o, t_r)
     assert mem_ours / mem_ref <= 0.25, (mem_ours, mem_ref)
