@@ -148,3 +148,13 @@ def test_open_clip_tag_with_config_only_is_not_cached(hf_cache):
     (folder / "open_clip_config.json").write_text("{}")
     with pytest.raises(WeightsUnavailableError, match="laion"):
         mmcourse.load_model("open_clip:ViT-B-32/laion2b_s34b_b79k", device="cpu")
+
+
+def test_the_error_says_why_offline(clean_env, hf_cache):
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE"):
+        hub.resolve_hub_weights("org/model")
+    clean_env.delenv("HF_HUB_OFFLINE")
+    port = _closed_port()
+    clean_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    with pytest.raises(WeightsUnavailableError, match=rf"127\.0\.0\.1:{port} \(the proxy\)"):
+        hub.resolve_hub_weights("org/model")

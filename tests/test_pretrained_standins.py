@@ -40,12 +40,14 @@ def _check_rows(x: torch.Tensor, n: int) -> None:
     torch.testing.assert_close(x.norm(dim=-1), torch.ones(n), atol=1e-5, rtol=0)
 
 
+DOCUMENT_MODELS = ("vidore/colpali-v1.3-hf", "vidore/colqwen2-v1.0-hf")
+
+
 def test_every_hub_model_has_a_standin():
-    # the notebooks' hub models (ColQwen2 is an option for learners, not used by a notebook)
-    assert set(zoo.HUB_MODELS) - {"vidore/colqwen2-v1.0-hf"} == set(standins.STANDINS)
+    assert set(zoo.HUB_MODELS) == set(standins.STANDINS)
 
 
-@pytest.mark.parametrize("name", [n for n in standins.STANDINS if n != "vidore/colpali-v1.3-hf"])
+@pytest.mark.parametrize("name", [n for n in standins.STANDINS if n not in DOCUMENT_MODELS])
 def test_standin_loads_and_embeds(name, offline_standins, pictures):
     model = mmcourse.load_model(name, device="cpu")
     assert model.name == name  # the id the learner asked for, never a cache folder
@@ -94,11 +96,22 @@ def test_standins_fail_cleanly_when_missing(offline_standins, tmp_path):
         mmcourse.load_model("not/cached", device="cpu")
 
 
-# ----------------------------------------------------------------------------- ColPali parity
-@pytest.fixture(scope="module")
-def tiny_colpali(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-colpali")
-    standins.write_colpali(folder)
+def test_colqwen2_standin_pages_of_different_sizes(offline_standins, pictures):
+    model = mmcourse.load_model("vidore/colqwen2-v1.0-hf", device="cpu")
+    assert model.name == "vidore/colqwen2-v1.0-hf" and model.is_standin and model.patch_grid is None
+    pages = model.embed_pages(pictures)  # dynamic resolution: the 300×120 page has more tokens
+    assert len({p.shape[0] for p in pages}) == 2 and all(p.shape[1] == 128 for p in pages)
+    queries = model.embed_queries(["total revenue"])
+    assert model.score(queries, pages).shape == (1, len(pictures))
+    with pytest.raises(ValueError, match="patch grid"):
+        model.page_patches(pages[0])
+
+
+# ----------------------------------------------------------------------------- ColPali / ColQwen2 parity
+@pytest.fixture(scope="module", params=["colpali", "colqwen2"])
+def tiny_colpali(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    {"colpali": standins.write_colpali, "colqwen2": standins.write_colqwen2}[request.param](folder)
     return folder
 
 
@@ -110,12 +123,17 @@ def _direct(model, batch) -> list[torch.Tensor]:
 
 
 def test_colpali_parity_with_transformers(tiny_colpali, pictures):
-    from transformers import ColPaliForRetrieval, ColPaliProcessor
+    import transformers
+    from transformers import AutoConfig
 
-    model = ColPaliForRetrieval.from_pretrained(tiny_colpali).eval()
-    processor = ColPaliProcessor.from_pretrained(tiny_colpali)
+    from mmcourse.models.hf_colpali import MODEL_CLASSES
+
+    model_class, processor_class = (getattr(transformers, c)
+                                    for c in MODEL_CLASSES[AutoConfig.from_pretrained(tiny_colpali).model_type])
+    model = model_class.from_pretrained(tiny_colpali).eval()
+    processor = processor_class.from_pretrained(tiny_colpali)
     embedder = mmcourse.load_model(str(tiny_colpali), device="cpu")
-    assert type(embedder.model) is ColPaliForRetrieval and embedder.embedding_dim == 128
+    assert type(embedder.model) is model_class and embedder.embedding_dim == 128
     queries = ["a", "what is the total revenue in the third quarter of the year?", "chart"]  # unequal lengths
     ref_pages = _direct(model, processor.process_images(images=pictures))
     ref_queries = _direct(model, processor.process_queries(text=queries))

@@ -76,6 +76,15 @@ def probe_address() -> tuple[str, int]:
     return host, port
 
 
+def _where() -> str:
+    try:
+        host, port = probe_address()
+    except ValueError as err:
+        return str(err)
+    via = "" if (host, port) == _host_port(hub_endpoint(), "HF_ENDPOINT") else " (the proxy)"
+    return f"{host}:{port}{via}"
+
+
 def hub_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
     """Can we open a TCP connection towards the hub (see :func:`probe_address`)? Answers within ``timeout`` s.
 
@@ -143,9 +152,10 @@ def resolve_hub_weights(repo_id: str) -> str:
     if cached:
         return cached
     if hub_offline_flag() or not hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if hub_offline_flag() else f"no answer from {_where()}"
         raise WeightsUnavailableError(
             f"The weights for {repo_id!r} are not in the local Hugging Face cache and the hub "
-            f"cannot be reached (offline). Either connect once and run "
+            f"cannot be reached (offline: {why}). Either connect once and run "
             f"`huggingface-cli download {repo_id}` (or call mmcourse.load_model({repo_id!r}) online) "
             f"so the weights are cached, or use the offline course checkpoints: unset "
             f"MMCOURSE_PRETRAINED and call mmcourse.load_model('course/...') "

@@ -18,7 +18,8 @@ What is real and what is small:
   architecture (151 M parameters, stored in float16: ~300 MB, a few seconds);
 - tokenizers are built here, from small vocabularies (nothing is downloaded): byte-level
   BPE for CLIP and CLAP (RoBERTa), a SentencePiece model trained on a few sentences for
-  SigLIP, a byte-fallback BPE for ColPali's Gemma tokenizer.
+  SigLIP, a byte-fallback BPE for ColPali's Gemma tokenizer, byte-level BPE with Qwen2-VL's
+  special tokens for ColQwen2.
 
 Every stand-in is marked (``mmcourse_standin`` in its config, or in the safetensors metadata
 for open_clip), so ``embedder.is_standin`` is True and notebooks skip quality claims for it:
@@ -138,6 +139,25 @@ def _gemma_tokenizer():
     return GemmaTokenizer(vocab=vocab, merges=[])
 
 
+def _qwen2_tokenizer():
+    """A real ``Qwen2Tokenizer`` (byte-level BPE) with Qwen2-VL's chat and vision special tokens."""
+    from transformers import Qwen2Tokenizer
+
+    vocab = {}
+    for c in _byte_level_alphabet():
+        vocab.setdefault(c, len(vocab))
+    for special in _QWEN2_SPECIALS:
+        vocab[special] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(_QWEN2_SPECIALS)})
+    return tokenizer
+
+
+_QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                   "<|image_pad|>", "<|video_pad|>")
+
+
 # ----------------------------------------------------------------------------- writers
 def _tiny_text(vocab_size: int, max_positions: int, **extra) -> dict:
     return dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -233,6 +253,26 @@ def write_colpali(folder: pathlib.Path) -> None:
     _save(ColPaliForRetrieval(ColPaliConfig(vlm_config=vlm, embedding_dim=128)), processor, folder)
 
 
+def write_colqwen2(folder: pathlib.Path) -> None:
+    """``vidore/colqwen2-v1.0-hf``: ColQwen2ForRetrieval (tiny Qwen2-VL), dynamic resolution (kept small), 128-d."""
+    from transformers import ColQwen2Config, ColQwen2ForRetrieval, ColQwen2Processor, Qwen2VLImageProcessor
+
+    tokenizer = _qwen2_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _QWEN2_SPECIALS}
+    image_processor = Qwen2VLImageProcessor(min_pixels=4 * 28 * 28, max_pixels=64 * 28 * 28)  # ≤ 64 merged patches
+    processor = ColQwen2Processor(image_processor=image_processor, tokenizer=tokenizer)
+    vlm = dict(model_type="qwen2_vl", image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+               vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+               vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
+                                  spatial_merge_size=2, temporal_patch_size=2),
+               text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                                bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                                rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}))
+    torch.manual_seed(_SEED)
+    _save(ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, embedding_dim=128)), processor, folder)
+
+
 # hub name (as load_model takes it) -> (hub repo it lives in, writer)
 STANDINS: dict[str, tuple[str, Callable[[pathlib.Path], None]]] = {
     "openai/clip-vit-base-patch32": ("openai/clip-vit-base-patch32", write_clip),
@@ -240,6 +280,7 @@ STANDINS: dict[str, tuple[str, Callable[[pathlib.Path], None]]] = {
     "open_clip:ViT-B-32/laion2b_s34b_b79k": (OPEN_CLIP_REPO, write_open_clip),
     "laion/clap-htsat-unfused": ("laion/clap-htsat-unfused", write_clap),
     "vidore/colpali-v1.3-hf": ("vidore/colpali-v1.3-hf", write_colpali),
+    "vidore/colqwen2-v1.0-hf": ("vidore/colqwen2-v1.0-hf", write_colqwen2),
 }
 
 
@@ -260,15 +301,36 @@ def write_standins(cache_dir: str | os.PathLike, names: list[str] | tuple[str, .
     for name in names:
         hub_repo_of(name)  # unknown names fail before anything is written
     out = {}
-    for name in names:
-        repo, write = STANDINS[name]
-        folder = snapshot_dir(cache_dir, repo)
-        done, stamp = folder / ".mmcourse-standin-complete", f"{name} v{STANDIN_VERSION}"
-        if not (done.is_file() and done.read_text() == stamp):
-            write(folder)
-            done.write_text(stamp)
-        out[name] = folder
+    with _quiet():
+        for name in names:
+            repo, write = STANDINS[name]
+            folder = snapshot_dir(cache_dir, repo)
+            done, stamp = folder / ".mmcourse-standin-complete", f"{name} v{STANDIN_VERSION}"
+            if not (done.is_file() and done.read_text() == stamp):
+                write(folder)
+                done.write_text(stamp)
+            out[name] = folder
     return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No progress bars or config warnings from transformers, no "randomly initialised" note from open_clip."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    level, root = hf_logging.get_verbosity(), logging.getLogger()
+    root_level = root.level
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+        root.setLevel(root_level)
 
 
 @contextlib.contextmanager
