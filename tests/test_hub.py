@@ -69,6 +69,13 @@ def test_probe_goes_through_an_https_proxy(clean_env, listener, var):
     assert hub.hub_reachable(timeout=2)  # the proxy answers: not offline
 
 
+def test_all_proxy_is_the_fallback(clean_env, listener):
+    clean_env.setenv("ALL_PROXY", f"http://127.0.0.1:{listener}")
+    assert hub.probe_address() == ("127.0.0.1", listener)
+    clean_env.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    assert hub.probe_address() == ("127.0.0.1", 1)  # the scheme's own proxy wins
+
+
 def test_a_dead_proxy_means_unreachable(clean_env):
     port = _closed_port()
     clean_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")

@@ -9,8 +9,8 @@ Two questions decide how a hub id is loaded (:func:`resolve_hub_weights`):
    checkpoint included.
 2. **Can the hub be reached?** The probe opens a TCP connection to where downloads would go:
    the hub, or the mirror named by ``HF_ENDPOINT``, or — when ``HTTPS_PROXY`` / ``https_proxy``
-   (``HTTP_PROXY`` for an ``http://`` endpoint) is set and ``NO_PROXY`` does not exempt the
-   host — the proxy. Users behind a proxy or a mirror are not told they are offline.
+   (``HTTP_PROXY`` for an ``http://`` endpoint; ``ALL_PROXY`` otherwise) is set and ``NO_PROXY``
+   does not exempt the host — the proxy. Users behind a proxy or a mirror are not told they are offline.
 
 Neither answer can hang: the probe gives up after a few seconds.
 """
@@ -70,9 +70,10 @@ def probe_address() -> tuple[str, int]:
     host, port = _host_port(endpoint, "HF_ENDPOINT")
     scheme = urllib.parse.urlsplit(endpoint).scheme or "https"
     proxies = urllib.request.getproxies_environment()  # HTTPS_PROXY / https_proxy / ..., lower case wins
-    proxy = proxies.get(scheme)
+    key = scheme if proxies.get(scheme) else "all"  # ALL_PROXY as the fallback, as HTTP clients do
+    proxy = proxies.get(key)
     if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
-        return _host_port(proxy, f"{scheme.upper()}_PROXY")
+        return _host_port(proxy, f"{key.upper()}_PROXY")
     return host, port
 
 

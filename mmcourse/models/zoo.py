@@ -161,9 +161,10 @@ def load_model(name: str, device: str | None = None, **kwargs) -> Embedder:
     converted = _colpali_engine_id(name)
     if converted:
         raise MMCourseError(
-            f"{name!r} is a colpali-engine checkpoint (a LoRA adapter for colpali-engine's own classes). "
-            f"transformers loads its converted copy: mmcourse.load_model({converted!r}) "
-            f"(ColPaliForRetrieval; e.g. 'vidore/colpali-v1.3-hf', or ColQwen2: 'vidore/colqwen2-v1.0-hf').")
+            f"{name!r} is a colpali-engine checkpoint (an adapter for colpali-engine's own classes, which "
+            f"mmcourse does not use). transformers loads the converted copies published with an -hf suffix: "
+            f"mmcourse.load_model({converted!r}), e.g. 'vidore/colpali-v1.3-hf' (ColPaliForRetrieval) or "
+            f"'vidore/colqwen2-v1.0-hf' (ColQwen2ForRetrieval).")
     if _looks_like_hub_id(name):
         from .hub import resolve_hub_weights
 
