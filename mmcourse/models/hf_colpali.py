@@ -21,7 +21,7 @@ single-vector baselines as ``course/colpali-pages``. What a page's tokens are:
 
 **Slow on a CPU.** ColPali has about 3 B parameters (ColQwen2 about 2 B): on a laptop CPU a
 page takes tens of seconds and float32 weights need ~12 GB of memory; prefer a GPU, where the
-weights load in bfloat16. On the CPU ``load`` warns; use a handful of pages, or
+weights load in bfloat16 (~6 GB). On the CPU ``load`` warns; use a handful of pages, or
 ``course/colpali-pages`` offline.
 """
 from __future__ import annotations
@@ -113,8 +113,9 @@ def load(path_or_id: str = "vidore/colpali-v1.3-hf", device: str | None = None, 
          **kwargs) -> HubColPaliEmbedder:
     """Load a ColPali / ColQwen2 checkpoint (hub id or local folder) with transformers.
 
-    On a GPU the weights load in bfloat16 (about 6 GB for ColPali); on the CPU in float32,
-    with a warning that a 3 B-parameter model is slow there (see the module doc).
+    On a CUDA GPU the weights load in bfloat16 (about 6 GB for ColPali); elsewhere in float32
+    (Apple's MPS then runs under bf16 autocast), and on the CPU with a warning that a
+    3 B-parameter model is slow there (see the module doc). ``dtype=`` overrides.
     """
     import transformers
     from transformers import AutoConfig
@@ -129,8 +130,8 @@ def load(path_or_id: str = "vidore/colpali-v1.3-hf", device: str | None = None, 
         raise ValueError(f"{path_or_id!r} is a {config.model_type!r} model; this backend loads "
                          f"{', '.join(MODEL_CLASSES)} (e.g. 'vidore/colpali-v1.3-hf')")
     model_name, processor_name = MODEL_CLASSES[config.model_type]
-    dtype = torch.bfloat16 if device.split(":")[0] in ("cuda", "mps") else torch.float32
-    kwargs.setdefault("dtype", dtype)
+    on_cuda = device.split(":")[0] == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    kwargs.setdefault("dtype", torch.bfloat16 if on_cuda else torch.float32)  # MPS: float32 weights, bf16 autocast
     model = getattr(transformers, model_name).from_pretrained(source, **kwargs).to(device).eval()
     processor = getattr(transformers, processor_name).from_pretrained(source)
     n_params = sum(p.numel() for p in model.parameters())
