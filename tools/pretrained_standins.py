@@ -77,16 +77,25 @@ def run_notebook(path: pathlib.Path, timeout: int) -> tuple[list[dict], float]:
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
-    failures = []
+    failures, running = [], [None]
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
+    try:
+        client.execute()
+    except Exception as err:  # a cell timed out or the kernel died: the run stops there
+        stopped = running[0]
+        failures.append({"cell": stopped, "execution_count": None,
+                         "line": _first_line(nb.cells[stopped].source) if stopped is not None else "",
+                         "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"[:300]})
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or index == (failures[0]["cell"] if failures else None):
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 failures.append({"cell": index, "execution_count": cell.get("execution_count"),
                                  "line": _first_line(cell.source), "error": f"{out['ename']}: {out['evalue']}"[:300]})
+    failures.sort(key=lambda f: -1 if f["cell"] is None else f["cell"])
     return failures, time.perf_counter() - start
 
 
