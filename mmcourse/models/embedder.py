@@ -12,7 +12,9 @@ offers the same things, so a notebook's code runs unchanged in both worlds:
 - ``name`` (what the learner asked for, e.g. ``"openai/clip-vit-base-patch32"``) and ``device``;
 - ``is_standin``: True for a tiny random-weight stand-in of a hub model (see
   :mod:`mmcourse.testing.standins`), whose numbers mean nothing: notebooks assert quality
-  claims only when it is False (:func:`is_standin`).
+  claims only when it is False (:func:`is_standin`);
+- ``mixed_precision``: True for hub backends, whose forward passes then run under bfloat16
+  autocast on a GPU or Apple's MPS (:func:`autocast_for`); the CPU always computes in float32.
 
 A backend subclasses :class:`Embedder` and implements ``_encode_images(list[PIL.Image])``
 and/or ``_encode_texts(list[str])`` returning un-normalised features ``(B, D)``; the base

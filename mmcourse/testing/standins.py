@@ -38,7 +38,6 @@ import io
 import json
 import os
 import pathlib
-import tempfile
 from typing import Callable, Iterator
 
 import torch
@@ -46,7 +45,8 @@ import torch
 from ..models.embedder import STANDIN_MARK
 
 __all__ = ["STANDINS", "OPEN_CLIP_REPO", "write_standins", "snapshot_dir", "standin_environment",
-           "hub_repo_of"]
+           "hub_repo_of", "write_clip", "write_siglip", "write_open_clip", "write_clap", "write_colpali",
+           "write_colqwen2"]
 
 OPEN_CLIP_REPO = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"  # where open_clip looks for ViT-B-32/laion2b_s34b_b79k
 _SEED = 0
@@ -357,8 +357,3 @@ def standin_environment(cache_dir: str | os.PathLike) -> Iterator[pathlib.Path]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def default_cache_dir() -> pathlib.Path:
-    """A per-user temporary folder for stand-ins (reused between runs)."""
-    return pathlib.Path(tempfile.gettempdir()) / f"mmcourse-standins-{os.getuid() if hasattr(os, 'getuid') else 0}"
