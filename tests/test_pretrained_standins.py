@@ -1,6 +1,8 @@
 """The pretrained world, offline: every hub model the notebooks use, as a tiny random-weight
 stand-in of its own class in a Hugging Face cache under its real hub id, loaded through
 ``mmcourse.load_model`` with HF_HUB_OFFLINE=1; and ColPali's parity with transformers."""
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,8 @@ def standin_cache(tmp_path_factory):
     """All stand-ins written once per session; within a test, the process reads only this cache, offline."""
     cache = tmp_path_factory.mktemp("hf-standins")
     standins.write_standins(cache)
-    return cache
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)  # ~300 MB (open_clip's full-size ViT-B-32): not kept between sessions
 
 
 @pytest.fixture
