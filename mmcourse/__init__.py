@@ -21,6 +21,7 @@ _PUBLIC = {
     # models
     "load_model": "mmcourse.models.zoo",
     "list_models": "mmcourse.models.zoo",
+    "is_standin": "mmcourse.models.embedder",
     # training and losses
     "train": "mmcourse.training",  # the function; its module is mmcourse.training
     "History": "mmcourse.training",

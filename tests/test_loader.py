@@ -222,3 +222,43 @@ def test_uncached_hub_id_fails_fast_offline(tmp_path, monkeypatch):
         with pytest.raises(WeightsUnavailableError, match="cache"):
             mmcourse.load_model(name, device="cpu")
         assert time.perf_counter() - start < 10
+
+
+# ----------------------------------------------------------------------------- devices and marks
+def test_autocast_is_exact_on_cpu_and_bf16_where_supported():
+    from mmcourse.models.embedder import autocast_for
+
+    a = torch.randn(4, 8)
+    with autocast_for("cpu"):
+        assert (a @ a.T).dtype == torch.float32  # the CPU stays exact float32 (parity tests run there)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        with autocast_for("cuda"):
+            assert (a.cuda() @ a.cuda().T).dtype == torch.bfloat16
+
+
+def test_hub_loaders_use_mixed_precision_and_keep_the_name(tmp_path, tokenizer):
+    model, processor, _ = _save_clip(tmp_path, tokenizer)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    embedder = mmcourse.load_model(str(tmp_path), device="cpu")
+    assert embedder.mixed_precision and embedder.name == str(tmp_path)
+    assert not embedder.is_standin and not mmcourse.is_standin(embedder) and not mmcourse.is_standin(model)
+    model.config.mmcourse_standin = True
+    assert mmcourse.is_standin(model)
+    assert "stand-in" not in repr(embedder)
+
+
+def test_name_given_to_every_transformers_backend(monkeypatch, tmp_path):
+    """zoo passes the learner's name to whichever backend the config's model_type picks."""
+    seen = {}
+
+    class Backend:
+        @staticmethod
+        def load(source, device=None, name=None, **kwargs):
+            seen.update(source=source, name=name)
+            return "embedder"
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "clap"}))
+    monkeypatch.setattr(zoo, "_import_backend", lambda module, name: Backend)
+    assert zoo._load_transformers("laion/clap-htsat-unfused", str(tmp_path), "cpu") == "embedder"
+    assert seen == {"source": str(tmp_path), "name": "laion/clap-htsat-unfused"}

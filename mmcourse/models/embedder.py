@@ -9,7 +9,12 @@ offers the same things, so a notebook's code runs unchanged in both worlds:
 - ``logit_scale`` (float, the multiplier, already exp-ed) and ``logit_bias`` (float or None);
 - ``model`` and ``processor``: the library objects themselves, for anyone who wants to
   go below the course's API;
-- ``name`` and ``device``.
+- ``name`` (what the learner asked for, e.g. ``"openai/clip-vit-base-patch32"``) and ``device``;
+- ``is_standin``: True for a tiny random-weight stand-in of a hub model (see
+  :mod:`mmcourse.testing.standins`), whose numbers mean nothing: notebooks assert quality
+  claims only when it is False (:func:`is_standin`);
+- ``mixed_precision``: True for hub backends, whose forward passes then run under bfloat16
+  autocast on a GPU or Apple's MPS (:func:`autocast_for`); the CPU always computes in float32.
 
 A backend subclasses :class:`Embedder` and implements ``_encode_images(list[PIL.Image])``
 and/or ``_encode_texts(list[str])`` returning un-normalised features ``(B, D)``; the base
@@ -22,6 +27,7 @@ list/tuple of them.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -36,9 +42,44 @@ __all__ = [
     "features_from_output",
     "l2_normalize",
     "batched",
+    "is_standin",
+    "autocast_for",
+    "STANDIN_MARK",
 ]
 
 PROGRESS_MIN_ITEMS = 512  # with progress=None, show a bar only for inputs at least this long
+# a stand-in's config.json (transformers) or weights-file metadata (open_clip) carries this key
+STANDIN_MARK = "mmcourse_standin"
+
+
+def is_standin(model: Any) -> bool:
+    """True when ``model`` (an :class:`Embedder` or a library model) is a random-weight stand-in.
+
+    Stand-ins let every pretrained code path run offline in tests; their embeddings are
+    random, so a notebook asserts a quality claim only where ``not is_standin(model)``:
+    on the course checkpoints and on real hub checkpoints.
+    """
+    if isinstance(model, Embedder):
+        return model.is_standin
+    return bool(getattr(getattr(model, "config", None), STANDIN_MARK, False))
+
+
+def autocast_for(device: str | torch.device):
+    """bfloat16 autocast where the device supports it (CUDA with bf16, Apple's MPS); on the CPU, nothing.
+
+    Hub backends run their forward passes inside it: half the memory traffic on a GPU, and
+    exact float32 on the CPU (where the parity tests run). ``torch.autocast(device_type=...)``
+    is the current API (``torch.cuda.amp.autocast`` is deprecated).
+    """
+    kind = torch.device(device).type
+    if kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if kind == "mps":
+        try:
+            return torch.autocast(device_type="mps", dtype=torch.bfloat16)
+        except (RuntimeError, ValueError):  # an older torch / macOS without bf16 on MPS
+            return contextlib.nullcontext()
+    return contextlib.nullcontext()
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -176,6 +217,7 @@ class Embedder:
     """
 
     modalities: tuple[str, ...] = ("image", "text")  # what embed_* methods this model supports
+    mixed_precision: bool = False  # hub backends: bfloat16 autocast on a GPU / MPS (see autocast_for)
 
     def __init__(self, name: str, model: Any, processor: Any, device: str | torch.device,
                  logit_scale: float, logit_bias: float | None = None, batch_size: int = 64):
@@ -186,6 +228,7 @@ class Embedder:
         self.logit_scale = float(logit_scale)  # similarity multiplier (exp of the learned temperature)
         self.logit_bias = None if logit_bias is None else float(logit_bias)  # SigLIP-style bias, else None
         self.batch_size = int(batch_size)  # default batch size of the embed_* methods
+        self.is_standin = is_standin(model)  # a random-weight stand-in: no quality claim holds for it
 
     # -- public API ------------------------------------------------------------------
     def embed_images(self, images, batch_size: int | None = None, progress: bool | None = None) -> torch.Tensor:
@@ -204,6 +247,10 @@ class Embedder:
         return out if self.logit_bias is None else out + self.logit_bias
 
     # -- for subclasses --------------------------------------------------------------
+    def _autocast(self):
+        """The context a backend runs its forward pass in: bf16 autocast if ``mixed_precision``, else none."""
+        return autocast_for(self.device) if self.mixed_precision else contextlib.nullcontext()
+
     def _encode_images(self, images: list[Image.Image]) -> torch.Tensor:
         raise NotImplementedError(f"{self.name!r} does not embed images (it supports: {', '.join(self.modalities)})")
 
@@ -212,5 +259,6 @@ class Embedder:
 
     def __repr__(self) -> str:
         bias = "" if self.logit_bias is None else f", logit_bias={self.logit_bias:.3g}"
+        standin = ", stand-in" if self.is_standin else ""
         return (f"{type(self).__name__}(name={self.name!r}, device={self.device!r}, "
-                f"model={type(self.model).__name__}, logit_scale={self.logit_scale:.3g}{bias})")
+                f"model={type(self.model).__name__}, logit_scale={self.logit_scale:.3g}{bias}{standin})")

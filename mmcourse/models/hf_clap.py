@@ -10,6 +10,9 @@ Two things changed since many CLAP snippets were written (transformers 5.x):
 - ``get_audio_features`` / ``get_text_features`` return a ``BaseModelOutputWithPooling``
   whose ``pooler_output`` holds the (already normalised) projected embeddings, not a tensor.
 
+On a GPU (or Apple's MPS) the forward passes run under bfloat16 autocast
+(``mixed_precision``); on the CPU they stay exact float32.
+
 Clips longer than the feature extractor's ``max_length_s`` (10 s) are cut into 10 s
 windows that are embedded separately and averaged, instead of the extractor's random
 crop ("rand_trunc") or random fusion crops — so results are deterministic and a long
@@ -42,6 +45,7 @@ class HubClapEmbedder(Embedder):
     """A transformers CLAP model and processor behind the course's embedder interface."""
 
     modalities = ("audio", "text")
+    mixed_precision = True  # bf16 autocast on a GPU / MPS; exact float32 on the CPU
 
     def __init__(self, name: str, model, processor, device: str = "cpu", batch_size: int = 8):
         model = model.to(str(device)).eval()
@@ -55,7 +59,8 @@ class HubClapEmbedder(Embedder):
     @torch.no_grad()
     def _encode_windows(self, windows: list[np.ndarray]) -> torch.Tensor:
         inputs = audio_inputs(self.processor, windows, self.sampling_rate).to(self.device)
-        return features_from_output(self.model.get_audio_features(**inputs))  # (B, D)
+        with self._autocast():
+            return features_from_output(self.model.get_audio_features(**inputs))  # (B, D)
 
     def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int | None = None,
                     progress: bool | None = None) -> torch.Tensor:
@@ -68,19 +73,22 @@ class HubClapEmbedder(Embedder):
     @torch.no_grad()
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.processor(text=texts, padding=True, return_tensors="pt").to(self.device)
-        return features_from_output(self.model.get_text_features(**tokens))  # (B, D)
+        with self._autocast():
+            return features_from_output(self.model.get_text_features(**tokens))  # (B, D)
 
 
 def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None, name: str | None = None,
          **kwargs) -> HubClapEmbedder:
     """Load a CLAP checkpoint from a local folder or the hub (cached weights work offline).
 
-    Hub ids go through :func:`mmcourse.env.resolve_hub_weights`, so without cached weights
+    Hub ids go through :func:`mmcourse.models.hub.resolve_hub_weights`, so without cached weights
     and without a network this fails within seconds with a :class:`WeightsUnavailableError`.
+    ``name`` (default: ``path_or_id`` as given) is what the embedder reports, never the cache folder.
     """
     from transformers import ClapModel, ClapProcessor
 
-    from ..env import get_device, resolve_hub_weights
+    from ..env import get_device
+    from .hub import resolve_hub_weights
 
     source = resolve_hub_weights(str(path_or_id))
     model = ClapModel.from_pretrained(source)

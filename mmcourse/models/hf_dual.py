@@ -9,6 +9,10 @@ SigLIP adds ``logit_bias``. Two details the seed's snippets miss:
   (features in ``.pooler_output``), not a tensor — :func:`features_from_output` accepts both;
 - SigLIP was trained on texts padded to ``max_length`` (64 tokens); padding to the
   longest text in the batch changes its embeddings, so we pad to ``max_length`` for it.
+
+Hub checkpoints loaded here run their forward passes under bfloat16 autocast on a GPU
+(or Apple's MPS) — ``mixed_precision=True``, see :func:`~mmcourse.models.embedder.autocast_for`;
+on the CPU they stay exact float32. Set ``embedder.mixed_precision = False`` for float32 everywhere.
 """
 from __future__ import annotations
 
@@ -44,7 +48,8 @@ class HFDualEncoder(Embedder):
 
     def _encode_images(self, images: list[Image.Image]) -> torch.Tensor:
         pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
-        out = self.model.get_image_features(pixel_values=pixels.to(self.device))
+        with self._autocast():
+            out = self.model.get_image_features(pixel_values=pixels.to(self.device))
         return features_from_output(out)  # (B, D)
 
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -54,7 +59,8 @@ class HFDualEncoder(Embedder):
         # whatever tokenizer the processor holds; CLIP-style models get the mask
         keys = ("input_ids",) if self.text_padding == "max_length" else ("input_ids", "attention_mask")
         inputs = {k: v.to(self.device) for k, v in tokens.items() if k in keys}
-        out = self.model.get_text_features(**inputs)
+        with self._autocast():
+            out = self.model.get_text_features(**inputs)
         return features_from_output(out)  # (B, D)
 
 
@@ -75,8 +81,11 @@ def load(path_or_id: str, device: str | None = None, name: str | None = None, **
         raise ValueError(f"{path_or_id!r} is a {config.model_type!r} model; this backend loads "
                          f"{', '.join(MODEL_CLASSES)}")
     model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
-    if getattr(config, "text_pooling", None) == "mean":  # a course dual encoder (mean-pooled text)
+    course = getattr(config, "text_pooling", None) == "mean"  # a course dual encoder (mean-pooled text)
+    if course:
         from .course_clip import CourseDualEncoder as model_class
     model = model_class.from_pretrained(path_or_id, **kwargs)
     processor = AutoProcessor.from_pretrained(path_or_id)
-    return HFDualEncoder(name or str(path_or_id), model, processor, device or get_device())
+    embedder = HFDualEncoder(name or str(path_or_id), model, processor, device or get_device())
+    embedder.mixed_precision = not course  # course checkpoints stay exact float32 everywhere
+    return embedder

@@ -8,8 +8,13 @@ Spec (what follows ``"open_clip:"`` in :func:`mmcourse.load_model`):
 - ``pretrained="file.pt"`` keyword: a local checkpoint (or a tag) for the architecture;
 - ``"hf-hub:org/repo"`` / ``"local-dir:/path"``: open_clip's own schemas.
 
-Hub weights go through :func:`mmcourse.env.resolve_hub_weights` first, so a missing
-download fails within seconds offline instead of hanging.
+Hub weights go through :func:`mmcourse.models.hub.resolve_hub_weights` first, so a missing
+download fails within seconds offline instead of hanging. A pretrained tag whose weights live
+on the hub (``laion2b_s34b_b79k`` → ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``) is found in the
+Hugging Face cache exactly where open_clip's own download puts it.
+
+On a GPU (or Apple's MPS) forward passes run under bfloat16 autocast (``mixed_precision``);
+on the CPU they stay exact float32.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
-from .embedder import Embedder
+from .embedder import STANDIN_MARK, Embedder
 
 __all__ = ["OpenClipEmbedder", "OpenClipProcessor", "load"]
 
@@ -39,6 +44,8 @@ class OpenClipProcessor:
 class OpenClipEmbedder(Embedder):
     """An :class:`Embedder` around an open_clip ``CLIP`` / ``CustomTextCLIP`` model."""
 
+    mixed_precision = True  # bf16 autocast on a GPU / MPS; exact float32 on the CPU
+
     def __init__(self, name: str, model, preprocess, tokenizer, device, batch_size: int = 64):
         model = model.to(device).eval()
         bias = getattr(model, "logit_bias", None)
@@ -51,11 +58,23 @@ class OpenClipEmbedder(Embedder):
 
     def _encode_images(self, images: list[Image.Image]) -> torch.Tensor:
         pixels = torch.stack([self.processor.preprocess(img) for img in images])  # (B, 3, H, W)
-        return self.model.encode_image(pixels.to(self.device))  # (B, D)
+        with self._autocast():
+            return self.model.encode_image(pixels.to(self.device))  # (B, D)
 
     def _encode_texts(self, texts: list[str]) -> torch.Tensor:
         tokens = self.processor.tokenizer(texts)  # (B, L)
-        return self.model.encode_text(tokens.to(self.device))  # (B, D)
+        with self._autocast():
+            return self.model.encode_text(tokens.to(self.device))  # (B, D)
+
+
+def _marked_standin(weights: str | None) -> bool:
+    """True when a safetensors weights file carries the stand-in mark in its metadata."""
+    if not weights or not str(weights).endswith(".safetensors") or not os.path.isfile(weights):
+        return False
+    from safetensors import safe_open
+
+    with safe_open(weights, framework="pt") as f:
+        return (f.metadata() or {}).get(STANDIN_MARK) == "1"
 
 
 def _local_weights(folder: str) -> str | None:
@@ -70,8 +89,8 @@ def _resolve_tag(arch: str, tag: str) -> str:
     """A pretrained tag → a local weights file when cached (or the tag itself when online)."""
     import open_clip
 
-    from ..env import is_offline, resolve_hub_weights
     from ..errors import WeightsUnavailableError
+    from .hub import hub_offline_flag, hub_reachable, resolve_hub_weights
 
     if os.path.isfile(os.path.expanduser(tag)):
         return os.path.expanduser(tag)
@@ -87,7 +106,7 @@ def _resolve_tag(arch: str, tag: str) -> str:
             if weights:
                 return weights
         return tag
-    if is_offline():
+    if hub_offline_flag() or not hub_reachable():
         raise WeightsUnavailableError(f"open_clip weights {arch}/{tag} come from a URL and the network is "
                                       "unreachable; download them once online, then pass pretrained=<file>.")
     return tag
@@ -98,7 +117,8 @@ def load(spec: str, device: str | None = None, name: str | None = None, pretrain
     """Create an open_clip model, its eval transform and tokenizer from ``spec`` (see module doc)."""
     import open_clip
 
-    from ..env import get_device, resolve_hub_weights
+    from ..env import get_device
+    from .hub import resolve_hub_weights
 
     device = device or get_device()
     display = name or f"open_clip:{spec}"
@@ -122,4 +142,7 @@ def load(spec: str, device: str | None = None, name: str | None = None, pretrain
     model, _, preprocess = open_clip.create_model_and_transforms(
         model_name, pretrained=None if model_name.startswith("local-dir:") else pretrained, device=device, **kwargs)
     tokenizer = open_clip.get_tokenizer(model_name)
-    return OpenClipEmbedder(display, model, preprocess, tokenizer, device)
+    embedder = OpenClipEmbedder(display, model, preprocess, tokenizer, device)
+    weights = _local_weights(model_name[len("local-dir:"):]) if model_name.startswith("local-dir:") else pretrained
+    embedder.is_standin = _marked_standin(weights)
+    return embedder

@@ -8,9 +8,12 @@ Names ``load_model`` understands:
 - **transformers**, a hub id or a local folder saved with ``save_pretrained``, picked by
   the folder's ``config.json`` ``model_type``: ``clip`` (``CLIPModel``), ``siglip``
   (``SiglipModel``), ``vision-text-dual-encoder`` (``VisionTextDualEncoderModel``),
-  ``clap`` (``ClapModel``); ColPali ids (``vidore/...``) go to colpali-engine.
-  Hub ids are resolved by :func:`mmcourse.env.resolve_hub_weights`: without cached weights
-  and without a network they fail within seconds with
+  ``clap`` (``ClapModel``), ``colpali`` (``ColPaliForRetrieval``, e.g. ``"vidore/colpali-v1.3-hf"``)
+  and ``colqwen2`` (``ColQwen2ForRetrieval``, e.g. ``"vidore/colqwen2-v1.0-hf"``) — transformers'
+  own classes, no colpali-engine needed. The embedder's ``name`` is the name you passed.
+  Hub ids are resolved by :func:`mmcourse.models.hub.resolve_hub_weights`: a snapshot counts
+  as cached only with its weights; without them and without a network (the probe honours
+  ``HTTPS_PROXY`` and ``HF_ENDPOINT``) they fail within seconds with
   :class:`~mmcourse.errors.WeightsUnavailableError` (never hang);
 - **open_clip**, prefixed with ``open_clip:``:
 
@@ -50,7 +53,8 @@ HUB_MODELS: tuple[str, ...] = (
     "google/siglip-base-patch16-224",
     "open_clip:ViT-B-32/laion2b_s34b_b79k",
     "laion/clap-htsat-unfused",
-    "vidore/colpali-v1.3",
+    "vidore/colpali-v1.3-hf",
+    "vidore/colqwen2-v1.0-hf",
 )
 # transformers config.model_type -> (module, what it is)
 MODEL_TYPES: dict[str, str] = {
@@ -59,6 +63,7 @@ MODEL_TYPES: dict[str, str] = {
     "vision-text-dual-encoder": "mmcourse.models.hf_dual",
     "clap": "mmcourse.models.hf_clap",
     "colpali": "mmcourse.models.hf_colpali",
+    "colqwen2": "mmcourse.models.hf_colpali",
 }
 OPEN_CLIP_PREFIX = "open_clip:"
 
@@ -83,7 +88,7 @@ def _import_backend(module: str, name: str):
 def _unknown(name: str) -> ValueError:
     return ValueError(
         f"unknown model {name!r}. Known names: {', '.join(list_models())}; also any transformers "
-        "CLIP / SigLIP / VisionTextDualEncoder / CLAP hub id or local folder, and "
+        "CLIP / SigLIP / VisionTextDualEncoder / CLAP / ColPali / ColQwen2 hub id or local folder, and "
         "'open_clip:<architecture>[/<pretrained tag>]'."
     )
 
@@ -109,9 +114,15 @@ def _load_transformers(name: str, source: str, device, **kwargs) -> Embedder:
         raise ValueError(f"{name!r}: transformers model_type {model_type!r} is not supported by load_model; "
                          f"supported: {', '.join(MODEL_TYPES)}")
     backend = _import_backend(MODEL_TYPES[model_type], name)
-    if MODEL_TYPES[model_type] == "mmcourse.models.hf_dual":
-        kwargs["name"] = name
-    return backend.load(source, device=device, **kwargs)  # contract: load(path_or_id, device=None, **kwargs)
+    # contract: load(path_or_id, device=None, name=None, **kwargs); name is what the learner asked for
+    return backend.load(source, device=device, name=name, **kwargs)
+
+
+def _colpali_engine_id(name: str) -> str | None:
+    """The transformers conversion of a colpali-engine checkpoint id (``vidore/x`` → ``vidore/x-hf``), or None."""
+    if name.lower().startswith("vidore/") and not name.lower().endswith("-hf"):
+        return f"{name}-hf"
+    return None
 
 
 def load_model(name: str, device: str | None = None, **kwargs) -> Embedder:
@@ -147,10 +158,15 @@ def load_model(name: str, device: str | None = None, **kwargs) -> Embedder:
 
             return openclip_backend.load(f"local-dir:{local}", device=device, name=name, **kwargs)
         return _load_transformers(name, local, device, **kwargs)
-    if name.lower().startswith("vidore/"):  # colpali-engine resolves and loads its own checkpoints
-        return _import_backend(MODEL_TYPES["colpali"], name).load(name, device=device, **kwargs)
+    converted = _colpali_engine_id(name)
+    if converted:
+        raise MMCourseError(
+            f"{name!r} is a colpali-engine checkpoint (an adapter for colpali-engine's own classes, which "
+            f"mmcourse does not use). transformers loads the converted copies published with an -hf suffix: "
+            f"mmcourse.load_model({converted!r}), e.g. 'vidore/colpali-v1.3-hf' (ColPaliForRetrieval) or "
+            f"'vidore/colqwen2-v1.0-hf' (ColQwen2ForRetrieval).")
     if _looks_like_hub_id(name):
-        from ..env import resolve_hub_weights
+        from .hub import resolve_hub_weights
 
         source = resolve_hub_weights(name)  # cached folder, or the id when online; raises offline within seconds
         return _load_transformers(name, source, device, **kwargs)

@@ -1,0 +1,1 @@
+"""Helpers for testing mmcourse without a network: stand-ins for the hub models."""
