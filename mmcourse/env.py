@@ -5,12 +5,8 @@ import os
 import pathlib
 import contextlib
 import random
-import socket
 import sys
-import threading
 
-HUB_HOST = "huggingface.co"  # where transformers / open_clip fetch hub weights
-_REACH_TIMEOUT_S = 3.0
 
 
 def get_device(prefer: str | None = None) -> str:
@@ -124,68 +120,22 @@ def pretrained_enabled() -> bool:
     return os.environ.get("MMCOURSE_PRETRAINED", "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _hub_offline_flag() -> bool:
-    return any(os.environ.get(v, "0").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+def hub_reachable(timeout: float | None = None) -> bool:
+    """Can the hub (or the proxy / ``HF_ENDPOINT`` mirror in front of it) be reached? See :mod:`mmcourse.models.hub`."""
+    from .models import hub
 
-
-def hub_reachable(timeout: float = _REACH_TIMEOUT_S) -> bool:
-    """Can we open a TCP connection to the hub? Answers within ``timeout`` seconds.
-
-    DNS lookups can block far longer than a socket timeout, so the probe runs in a
-    daemon thread and we stop waiting for it after ``timeout``.
-    """
-    result: list[bool] = []
-
-    def probe():
-        try:
-            with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-                result.append(True)
-        except Exception:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
+    return hub.hub_reachable() if timeout is None else hub.hub_reachable(timeout)
 
 
 def is_offline() -> bool:
     """True when hub downloads are impossible (offline flag set, or the hub does not answer)."""
-    return _hub_offline_flag() or not hub_reachable()
+    from .models import hub
 
-
-def _cached_snapshot(repo_id: str) -> str | None:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(repo_id, local_files_only=True)
-    except Exception:
-        return None
+    return hub.hub_offline_flag() or not hub.hub_reachable()
 
 
 def resolve_hub_weights(repo_id: str) -> str:
-    """Return a local folder or a hub id that ``from_pretrained`` can load without hanging.
+    """A local folder or a hub id that ``from_pretrained`` can load without hanging (:mod:`mmcourse.models.hub`)."""
+    from .models import hub
 
-    - an existing local folder is returned as is;
-    - a hub id already in the Hugging Face cache is returned as its cached folder;
-    - otherwise the hub must answer within a few seconds, or we raise
-      :class:`~mmcourse.errors.WeightsUnavailableError` saying how to get the weights.
-    """
-    from .errors import WeightsUnavailableError
-
-    if os.path.isdir(os.path.expanduser(repo_id)):
-        return os.path.expanduser(repo_id)
-    cached = _cached_snapshot(repo_id)
-    if cached:
-        return cached
-    if _hub_offline_flag() or not hub_reachable():
-        raise WeightsUnavailableError(
-            f"The weights for {repo_id!r} are not in the local Hugging Face cache and the hub "
-            f"cannot be reached (offline). Either connect once and run "
-            f"`huggingface-cli download {repo_id}` (or call mmcourse.load_model({repo_id!r}) online) "
-            f"so the weights are cached, or use the offline course checkpoints: unset "
-            f"MMCOURSE_PRETRAINED and call mmcourse.load_model('course/...') "
-            f"(mmcourse.list_models() lists them)."
-        )
-    return repo_id
+    return hub.resolve_hub_weights(repo_id)
