@@ -107,3 +107,16 @@ def test_rrf_weights_and_errors():
         reciprocal_rank_fusion({"text": ["a", "a"]})
     with pytest.raises(ValueError, match="k must be"):
         reciprocal_rank_fusion({"text": ["a"]}, k=-1)
+
+
+def test_failure_modes_notebook_07_teaches():
+    """Min-max cannot tell a useless list from a good one; RRF gives a noise list's ranks full credit."""
+    good = {"right": 0.80, "wrong-a": 0.40, "wrong-b": 0.30}  # the text index: one clear answer
+    noise = {"wrong-a": 0.12, "wrong-b": 0.11, "other": 0.10}  # the image index: nothing relevant, all close
+    assert normalize_scores(noise) == pytest.approx({"wrong-a": 1.0, "wrong-b": 0.5, "other": 0.0})
+    # weighted (each document judged by the lists that can hold it): the noise lifts wrong-a from 0.2 to 0.6
+    fused = dict(weighted_fusion({"text": good, "image": noise}, has={"image": set(noise)}))
+    assert fused["right"] == 1.0 and fused["wrong-a"] == pytest.approx((0.2 + 1.0) / 2)
+    # RRF: a wrong document ranked 2nd by text and 1st by the noise beats the right one ranked 1st by text only
+    top = reciprocal_rank_fusion({"text": list(good), "image": list(noise)})[0][0]
+    assert top == "wrong-a"

@@ -6,13 +6,13 @@
   kept, for notebook 07 and the tests to show what goes wrong;
 - :func:`mixed_corpus` / :func:`evaluate_search` — labelled queries over scenes, photos,
   text-only and image-only documents; recall@k and nDCG@k;
-- :func:`ann_sweep` — recall against latency for flat / IVF / HNSW on :func:`clustered_vectors`.
+
+The index-choice benchmark (flat / IVF / HNSW / IVF-PQ) is :mod:`mmcourse.scale.indexes`.
 """
 from .index import *  # noqa: F401,F403  MultimodalIndex, Document, SearchHit, IndexConfig, ...
 from .index import __all__ as _index_all
 from .seed import SeedMultimodalSearchIndex
-from .ann import AnnResult, ann_sweep, clustered_vectors, exact_top_k
 from .corpus import LabelledQuery, embed_queries, evaluate_search, mixed_corpus
 
-__all__ = list(_index_all) + ["SeedMultimodalSearchIndex", "AnnResult", "ann_sweep", "clustered_vectors",
-                              "exact_top_k", "LabelledQuery", "embed_queries", "evaluate_search", "mixed_corpus"]
+__all__ = list(_index_all) + ["SeedMultimodalSearchIndex", "LabelledQuery", "embed_queries", "evaluate_search",
+                              "mixed_corpus"]

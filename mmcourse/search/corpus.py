@@ -9,6 +9,11 @@ The corpus mixes what a real multimodal collection holds:
 
 Each query is labelled with the ids of every relevant document, so recall@k and nDCG@k
 can be measured for text-only, image-only and fused search alike.
+
+:func:`query_kind_corpus` arranges the same pieces so that each query has a known answer
+*kind*: only the text index can answer it (its item exists only as shop listings), only the
+image index can (only uncaptioned pictures of it), or both are needed (captioned and
+uncaptioned pictures and a listing). Fusion's benefit and its failure modes are then measured per kind.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 
 from .index import Document
 
-__all__ = ["LabelledQuery", "mixed_corpus", "PHOTO_QUERIES", "NOTE_TEMPLATES", "recall_at_k_ids",
+__all__ = ["LabelledQuery", "mixed_corpus", "query_kind_corpus", "QUERY_KINDS", "PHOTO_QUERIES", "NOTE_TEMPLATES", "LISTING_TEMPLATES", "recall_at_k_ids",
            "ndcg_at_k_ids", "embed_queries", "evaluate_search"]
 
 # Notes written like a shop inventory: they name the item but describe no picture.
@@ -27,6 +32,13 @@ NOTE_TEMPLATES: tuple[str, ...] = (
     "customer asked whether the {color} {shape} magnet is back in stock",
     "order 1182 contains one {color} {shape} badge",
     "the {color} {shape} stamp is discontinued",
+)
+# Shop listings for query_kind_corpus: they name the item in the query's own words but show no picture.
+LISTING_TEMPLATES: tuple[str, ...] = (
+    "{color} {shape} sticker, sold in packs of ten",
+    "fridge magnet: a {color} {shape}",
+    "enamel pin in the form of a {color} {shape}",
+    "rubber stamp that prints a {color} {shape}",
 )
 # Paraphrased queries for the photos, in words their captions do not use.
 PHOTO_QUERIES: dict[str, str] = {
@@ -55,7 +67,7 @@ PHOTO_QUERIES: dict[str, str] = {
 class LabelledQuery:
     text: str  # the query
     relevant: set  # ids of every relevant document
-    kind: str  # "shape" or "photo"
+    kind: str  # mixed_corpus: "shape" or "photo"; query_kind_corpus: one of QUERY_KINDS
 
 
 def mixed_corpus(per_label: int = 2, image_only_per_label: int = 2, notes_per_label: int = 1,
@@ -103,6 +115,77 @@ def mixed_corpus(per_label: int = 2, image_only_per_label: int = 2, notes_per_la
             docs.append(Document(f"photo-{photo.name}", text=photo.caption, image=photo.image,
                                  metadata={"label": photo.label}))
             queries.append(LabelledQuery(PHOTO_QUERIES[photo.name], {f"photo-{photo.name}"}, "photo"))
+    rng.shuffle(docs)
+    return docs, queries
+
+
+# Which index can answer a query of each kind in query_kind_corpus.
+QUERY_KINDS: dict[str, str] = {
+    "text": "only the text index can answer: the item exists only as shop listings",
+    "image": "only the image index can answer: the item exists only as uncaptioned pictures",
+    "both": "both are needed: captioned and uncaptioned pictures and a listing",
+}
+
+
+def query_kind_corpus(per_kind: int = 8, per_label: int = 3, seed: int = 0, size: int = 64
+                      ) -> tuple[list[Document], list[LabelledQuery]]:
+    """Documents and one query per colour–shape label, each label assigned one answer kind.
+
+    The 24 labels are shuffled and split into :data:`QUERY_KINDS` groups of ``per_kind``:
+
+    - ``"text"``: ``per_label`` shop listings (text only, :data:`LISTING_TEMPLATES`) and no picture;
+    - ``"image"``: ``per_label`` uncaptioned scenes (image only) and no text about the item;
+    - ``"both"``: two captioned scenes, two uncaptioned scenes and one listing.
+
+    The query is the plain label ("a red circle"); its relevant documents are every
+    document of its label. Documents of the other labels are what each index wrongly
+    returns when it cannot answer.
+    """
+    from mmcourse.data.shapes import labels, make_scenes
+
+    all_labels = labels("all")
+    if not (isinstance(per_kind, int) and 1 <= per_kind and per_kind * len(QUERY_KINDS) <= len(all_labels)):
+        raise ValueError(f"per_kind must be an int in [1, {len(all_labels) // len(QUERY_KINDS)}], got {per_kind!r}")
+    if not (isinstance(per_label, int) and per_label >= 1):
+        raise ValueError(f"per_label must be an int >= 1, got {per_label!r}")
+    rng = random.Random(seed)
+    shuffled = rng.sample(all_labels, len(all_labels))
+    kind_of = {label: kind for i, kind in enumerate(QUERY_KINDS)
+               for label in shuffled[i * per_kind:(i + 1) * per_kind]}
+    # pictures wanted per label: (captioned, uncaptioned)
+    wanted = {label: (0, per_label) if kind == "image" else (2, 2) for label, kind in kind_of.items()
+              if kind != "text"}
+    scenes = make_scenes(sum(a + b for a, b in wanted.values()) * len(all_labels), split="all", seed=seed, size=size)
+    docs, relevant = [], {label: set() for label in kind_of}
+    have = {label: [0, 0] for label in wanted}
+    for j, scene in enumerate(scenes):
+        if scene.label not in wanted:
+            continue
+        captioned, uncaptioned = have[scene.label]
+        if captioned < wanted[scene.label][0]:
+            doc = Document(f"scene-{j}", text=scene.caption, image=scene.image, metadata={"label": scene.label})
+            have[scene.label][0] += 1
+        elif uncaptioned < wanted[scene.label][1]:
+            doc = Document(f"image-{j}", image=scene.image, metadata={"label": scene.label})
+            have[scene.label][1] += 1
+        else:
+            continue
+        docs.append(doc)
+        relevant[scene.label].add(doc.id)
+    short = [label for label in wanted if tuple(have[label]) != wanted[label]]
+    if short:
+        raise RuntimeError(f"not enough scenes drawn for {short}; raise the number of scenes")
+    for label, kind in kind_of.items():
+        if kind == "image":
+            continue
+        color, shape = label.split()
+        for i in range(per_label if kind == "text" else 1):
+            note = LISTING_TEMPLATES[(i + rng.randrange(len(LISTING_TEMPLATES))) % len(LISTING_TEMPLATES)]
+            doc = Document(f"listing-{color}-{shape}-{i}", text=note.format(color=color, shape=shape),
+                           metadata={"label": label})
+            docs.append(doc)
+            relevant[label].add(doc.id)
+    queries = [LabelledQuery(f"a {label}", relevant[label], kind_of[label]) for label in all_labels]
     rng.shuffle(docs)
     return docs, queries
 
