@@ -34,6 +34,7 @@ def test_pipeline_throughput_vs_plain_loop(tmp_path):
     print(f"\npipeline (2 workers, memmap, resumable): {result.images_per_s:,.0f} img/s | plain loop: "
           f"{plain_rate:,.0f} img/s | ratio {ratio:.2f}× | one image per call: {one_rate:,.0f} img/s")
     assert np.allclose(pipeline.load_embeddings(result.path), plain, atol=1e-5)
+    record_bench("bench.scale_pipeline_vs_loop", ratio, "{:.2f}")
     assert ratio >= 0.8, f"pipeline is {ratio:.2f}× the plain loop (goal ≥ 0.8× while also writing to disk)"
 
 

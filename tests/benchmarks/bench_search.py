@@ -68,6 +68,7 @@ def test_search_overhead_over_raw_faiss():
             print(f"\nsearch overhead, flat, {N} docs x (text {TEXT_DIM}-d + image {IMAGE_DIM}-d), fusion={fusion}: "
                   f"raw FAISS {1000 * np.median(pairs[:, 0]):.1f} ms/query, MultimodalIndex / raw = {ratio:.3f} "
                   f"(median of {len(pairs)} paired queries; {extra_us:+.0f} µs/query), goal <= {OVERHEAD_GOAL}")
+            record_bench(f"bench.search_overhead_{fusion}", ratio, "{:.2f}")
             assert ratio <= OVERHEAD_GOAL, (fusion, ratio)
 
 
