@@ -76,14 +76,21 @@ def torch_threads(threads: int | None):
     if threads is None:
         yield
         return
+    with thread_setting(torch.get_num_threads, torch.set_num_threads, threads):
+        yield
+
+
+@contextlib.contextmanager
+def thread_setting(get, set_, threads: int):
+    """Set a library's thread count with ``set_(threads)`` inside the block, then restore ``get()``'s value."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    before = get()
+    set_(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_(before)
 
 
 def set_seed(seed: int = 0) -> None:

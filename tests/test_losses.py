@@ -104,9 +104,10 @@ def test_tiled_clip_survives_logits_that_overflow_exp():
     _assert_same(tiled, dense, atol=1e-8)
 
 
-def test_tiled_clip_keeps_no_nxn_anywhere():
-    """Saved for backward: (N, D) features and (N,) log-sum-exps; the tiles themselves are chunk x chunk."""
-    n, d, chunk = 256, 8, 16
+@pytest.mark.parametrize("loss_fn", [clip_loss, siglip_loss], ids=["tiled_clip", "chunked_siglip"])
+def test_chunked_losses_save_no_nxn_for_backward(loss_fn):
+    """Saved for backward: (N, D) features and (N,)-sized statistics; the dense loss keeps N x N."""
+    n, d = 256, 8
     x, y, t, b = _inputs(n, d, torch.float32, bias=True)
     saved = []
 
@@ -115,12 +116,12 @@ def test_tiled_clip_keeps_no_nxn_anywhere():
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        clip_loss(x, y, t.exp(), b, chunk_size=chunk).backward()
+        loss_fn(x, y, t.exp(), b, chunk_size=16).backward()
     assert max(saved) <= n * d, max(saved)
     saved.clear()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        clip_loss(x, y, t.exp(), b).backward()
-    assert max(saved) == n * n  # the dense loss keeps N x N for the backward pass
+        loss_fn(x, y, t.exp(), b).backward()
+    assert max(saved) == n * n  # the dense loss keeps its logits for the backward pass
 
 
 @pytest.mark.skipif(not mmcourse.memory.peak_memory_supported(), reason="peak memory needs Linux")
@@ -174,25 +175,6 @@ def test_clip_matches_cross_entropy_definition():
     labels = torch.arange(9)
     expected = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
     torch.testing.assert_close(clip_loss(x, y, 5.0), expected, atol=1e-12, rtol=0)
-
-
-def test_chunked_siglip_keeps_no_nxn_for_backward():
-    """The autograd graph of the chunked loss holds only (N, D)-sized tensors."""
-    n, d = 256, 8
-    x, y, t, b = _inputs(n, d, torch.float32, bias=True)
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor.numel())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        siglip_loss(x, y, t.exp(), b, chunk_size=16).backward()
-    assert max(saved) <= n * d, max(saved)
-    saved.clear()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        siglip_loss(x, y, t.exp(), b).backward()
-    assert max(saved) == n * n  # the dense loss keeps its logits for the backward pass
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -44,13 +44,11 @@ def faiss_threads(threads: int = THREADS):
     """Run FAISS on ``threads`` OpenMP threads inside the block, then restore the previous setting."""
     import faiss
 
+    from ..env import thread_setting
+
     _check_positive_int("threads", threads)
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(threads)
-    try:
+    with thread_setting(faiss.omp_get_max_threads, faiss.omp_set_num_threads, threads):
         yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def single_threaded_faiss():

@@ -70,6 +70,33 @@ class LabelledQuery:
     kind: str  # mixed_corpus: "shape" or "photo"; query_kind_corpus: one of QUERY_KINDS
 
 
+def _scene_documents(scenes, wanted: dict[str, tuple[int, int]]) -> tuple[list[Document], dict[str, set]]:
+    """Documents from drawn scenes: per label, ``wanted[label] = (captioned, image-only)`` of them, in drawing order.
+
+    Returns the documents and, per wanted label, the ids of its documents; raises when too few were drawn.
+    """
+    docs, relevant = [], {label: set() for label in wanted}
+    have = {label: [0, 0] for label in wanted}
+    for j, scene in enumerate(scenes):
+        if scene.label not in wanted:
+            continue
+        captioned, image_only = have[scene.label]
+        if captioned < wanted[scene.label][0]:
+            doc = Document(f"scene-{j}", text=scene.caption, image=scene.image, metadata={"label": scene.label})
+            have[scene.label][0] += 1
+        elif image_only < wanted[scene.label][1]:
+            doc = Document(f"image-{j}", image=scene.image, metadata={"label": scene.label})
+            have[scene.label][1] += 1
+        else:
+            continue
+        docs.append(doc)
+        relevant[scene.label].add(doc.id)
+    short = [label for label in wanted if tuple(have[label]) != tuple(wanted[label])]
+    if short:
+        raise RuntimeError(f"not enough scenes drawn for {short}; draw more scenes")
+    return docs, relevant
+
+
 def mixed_corpus(per_label: int = 2, image_only_per_label: int = 2, notes_per_label: int = 1,
                  photos: bool = True, seed: int = 0, size: int = 64) -> tuple[list[Document], list[LabelledQuery]]:
     """Documents (in a shuffled order) and one labelled query per colour–shape label and per photo."""
@@ -77,25 +104,9 @@ def mixed_corpus(per_label: int = 2, image_only_per_label: int = 2, notes_per_la
 
     rng = random.Random(seed)
     all_labels = labels("all")
-    docs, relevant = [], {label: set() for label in all_labels}
     n_scenes = len(all_labels) * (per_label + image_only_per_label) * 4
     scenes = make_scenes(n_scenes, split="all", seed=seed, size=size)
-    counts = {label: [0, 0] for label in all_labels}
-    for j, scene in enumerate(scenes):
-        captioned, uncaptioned = counts[scene.label]
-        if captioned < per_label:
-            doc = Document(f"scene-{j}", text=scene.caption, image=scene.image, metadata={"label": scene.label})
-            counts[scene.label][0] += 1
-        elif uncaptioned < image_only_per_label:
-            doc = Document(f"image-{j}", image=scene.image, metadata={"label": scene.label})
-            counts[scene.label][1] += 1
-        else:
-            continue
-        docs.append(doc)
-        relevant[scene.label].add(doc.id)
-    short = [label for label, (a, b) in counts.items() if (a, b) != (per_label, image_only_per_label)]
-    if short:
-        raise RuntimeError(f"not enough scenes drawn for {short}; raise n_scenes")
+    docs, relevant = _scene_documents(scenes, {label: (per_label, image_only_per_label) for label in all_labels})
     for label in all_labels:
         color, shape = label.split()
         for i in range(notes_per_label):
@@ -156,25 +167,8 @@ def query_kind_corpus(per_kind: int = 8, per_label: int = 3, seed: int = 0, size
     wanted = {label: (0, per_label) if kind == "image" else (2, 2) for label, kind in kind_of.items()
               if kind != "text"}
     scenes = make_scenes(sum(a + b for a, b in wanted.values()) * len(all_labels), split="all", seed=seed, size=size)
-    docs, relevant = [], {label: set() for label in kind_of}
-    have = {label: [0, 0] for label in wanted}
-    for j, scene in enumerate(scenes):
-        if scene.label not in wanted:
-            continue
-        captioned, uncaptioned = have[scene.label]
-        if captioned < wanted[scene.label][0]:
-            doc = Document(f"scene-{j}", text=scene.caption, image=scene.image, metadata={"label": scene.label})
-            have[scene.label][0] += 1
-        elif uncaptioned < wanted[scene.label][1]:
-            doc = Document(f"image-{j}", image=scene.image, metadata={"label": scene.label})
-            have[scene.label][1] += 1
-        else:
-            continue
-        docs.append(doc)
-        relevant[scene.label].add(doc.id)
-    short = [label for label in wanted if tuple(have[label]) != wanted[label]]
-    if short:
-        raise RuntimeError(f"not enough scenes drawn for {short}; raise the number of scenes")
+    docs, pictured = _scene_documents(scenes, wanted)
+    relevant = {label: pictured.get(label, set()) for label in kind_of}
     for label, kind in kind_of.items():
         if kind == "image":
             continue
