@@ -95,10 +95,9 @@ def _finite_or_raise(loss: torch.Tensor, **inputs) -> torch.Tensor:
     the same scalar test (one host sync, as before).
     """
     scale = inputs.get("logit_scale")
-    ok = torch.isfinite(loss.detach())
-    if isinstance(scale, torch.Tensor):
-        ok = ok & (scale.detach() > 0)
-    if bool(ok):
+    with torch.no_grad():  # one scalar test and one host sync; no autograd bookkeeping
+        ok = torch.isfinite(loss) if scale is None else torch.isfinite(loss).logical_and_(scale > 0)
+    if ok.item():
         return loss
     if isinstance(scale, torch.Tensor) and bool(torch.isfinite(scale.detach())) and not bool(scale.detach() > 0):
         raise ValueError(_positive_scale_message(scale.item()))
@@ -125,6 +124,8 @@ def _as_scalar(value, like: torch.Tensor, name: str) -> torch.Tensor:
         return torch.tensor(float(value), dtype=like.dtype, device=like.device)
     if isinstance(value, bool) or (isinstance(value, torch.Tensor) and not value.is_floating_point()):
         raise TypeError(f"{name} must be a real number or a floating-point 0-d tensor, got {value!r}")
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and value.dtype == like.dtype and value.device == like.device:
+        return value  # already what the loss needs (the common case: a learned scale's exp())
     t = torch.as_tensor(value, device=like.device)
     if t.numel() != 1:
         raise ValueError(f"{name} must be a scalar (number or 1-element tensor), got shape {tuple(t.shape)}")

@@ -167,7 +167,7 @@ def test_maxsim_speed_memory_and_matmul_efficiency():
 
     record_bench("bench.maxsim.engine_time_ratio", t_o / t_r, "{:.2f}")
     record_bench("bench.maxsim.engine_memory_ratio", mem_ours / mem_ref, "{:.3f}")
-    record_bench("bench.maxsim.engine_ours_mib", mem_ours, "{:.0f}")
+    record_bench("bench.maxsim.engine_ours_mib", mem_ours, "{:.1f}")
     record_bench("bench.maxsim.engine_ref_mib", mem_ref, "{:.0f}")
     record_bench("bench.maxsim.matmul_efficiency", g_ours / g_mm, "{:.2f}")
     assert diff <= 1e-3, diff
