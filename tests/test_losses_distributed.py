@@ -56,6 +56,9 @@ def _worker(rank, init_method, out_dir):
                 ours = distributed_clip_loss if kind == "clip" else distributed_siglip_loss
                 results[name, bias] = _run(lambda *a, f=ours, k=kwargs: f(*a, **k), x[mine], y[mine], bias)
         torch.save(results, f"{out_dir}/rank{rank}.pt")
+        # Both ranks leave together: rank 0 hosts the rendezvous store, and tearing it down while
+        # the other rank still talks to it can abort the process ("terminate called ...").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -226,6 +226,8 @@ def run(config: DDPConfig, out: str | os.PathLike, single_process: bool = False,
             tmp = out.with_name(out.name + ".tmp")
             tmp.write_text(json.dumps(result))
             os.replace(tmp, out)
+        if distributed:
+            dist.barrier()  # leave together: rank 0 hosts the rendezvous store the others still use
         return result
     finally:
         if distributed and dist.is_initialized():
