@@ -19,12 +19,32 @@ def test_peak_memory_sees_a_fresh_allocation_and_returns_the_result():
     assert peak.result == 1.0
 
 
+_FREED_EARLIER = """
+import torch
+from mmcourse.memory import peak_memory
+MIB = 2**20
+def touch(nbytes):
+    x = torch.ones(nbytes // 4)  # float32, every page written
+    return float(x[-1])
+touch(96 * MIB)  # glibc raises its mmap threshold after freeing this block...
+touch(32 * MIB)  # ...so this one comes from the heap and stays there, free, once released
+print(peak_memory(lambda: touch(16 * MIB), repeats=2).mib)
+"""
+
+
 def test_memory_freed_earlier_does_not_hide_a_later_peak():
-    """A big block freed before the measurement must not absorb the measured call's 16 MiB."""
-    _touch(96 * MIB)  # glibc raises its mmap threshold after freeing this block...
-    _touch(32 * MIB)  # ...so this one comes from the heap and stays there, free, once released
-    peak = peak_memory(lambda: _touch(16 * MIB), repeats=2)
-    assert peak.mib >= 14, peak.mib
+    """A big block freed before the measurement must not absorb the measured call's 16 MiB.
+
+    Run in a fresh interpreter: the allocator state this test sets up must not depend on what
+    every earlier test in the session left behind (thousands of cached tensors, other threads).
+    """
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FREED_EARLIER], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mib = float(out.stdout.strip().splitlines()[-1])
+    assert mib >= 14, mib
 
 
 def test_repeats_must_be_positive():
