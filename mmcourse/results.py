@@ -3,7 +3,7 @@
 A notebook cell that measures something records it::
 
     from mmcourse.results import record, claim
-    record("nb01.paraphrase_single", acc, "{:.2f}")             # prints and stores 'nb01.paraphrase_single = 0.42'
+    record("nb01.paraphrase_single", acc, "{:.2f}")             # shows and stores 'nb01.paraphrase_single = 0.42'
     claim("nb07.hybrid_beats_text", hybrid > text,
           f"hybrid search beats text-only ({hybrid:.3f} vs {text:.3f})")   # asserts, then records the sentence
 
@@ -62,16 +62,19 @@ def _show(key: str, value, text: str, plain: str) -> None:
         display(bundle, raw=True)
 
 
-def record(key: str, value, fmt: str = "{:.2f}") -> str:
-    """Record a measured value under ``key``, show it, and return its formatted text (``fmt.format(value)``)."""
+def record(key: str, value, fmt: str = "{:.2f}") -> None:
+    """Record a measured value under ``key`` and show it as ``key = fmt.format(value)``.
+
+    Returns nothing, so a cell that ends with a ``record`` call shows the record once (a returned
+    value would also be echoed as the cell's result wherever a trailing ``;`` is not honoured).
+    """
     _check_key(key)
     value = _to_json_value(value)
     text = fmt.format(value)
     _show(key, value, text, f"{key} = {text}")
-    return text
 
 
-def claim(key: str, holds, sentence: str) -> str:
+def claim(key: str, holds, sentence: str) -> None:
     """Assert a conclusion and record its sentence; a conclusion the measurement does not support fails here."""
     _check_key(key)
     if hasattr(holds, "item"):
@@ -81,7 +84,6 @@ def claim(key: str, holds, sentence: str) -> str:
     if not holds:
         raise AssertionError(f"claim {key!r} does not hold: {sentence}")
     _show(key, True, sentence, f"✔ {sentence}")
-    return sentence
 
 
 # ---------------------------------------------------------------------------- reading records

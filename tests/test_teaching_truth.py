@@ -72,9 +72,10 @@ def test_a_planted_readme_mismatch_fails(monkeypatch):
     assert truth.untagged_table_numbers(untagged) or match.start() < readme.find("## Measured results")
 
 
-def test_claim_asserts_and_record_formats():
-    assert results.record("nb99.x", 0.8751, "{:.2f}") == "0.88"
-    assert results.claim("nb99.y", 0.9 > 0.8, "A beats B") == "A beats B"
+def test_claim_asserts_and_record_formats(capsys):
+    assert results.record("nb99.x", 0.8751, "{:.2f}") is None  # nothing for a cell to echo a second time
+    assert results.claim("nb99.y", 0.9 > 0.8, "A beats B") is None
+    assert capsys.readouterr().out.splitlines() == ["nb99.x = 0.88", "✔ A beats B"]
     with pytest.raises(AssertionError, match="does not hold"):
         results.claim("nb99.y", 0.7 > 0.8, "A beats B")
     with pytest.raises(ValueError, match="where.what"):
