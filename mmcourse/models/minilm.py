@@ -11,6 +11,7 @@ without a network. Two views of the same weights:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import pathlib
 
@@ -70,12 +71,28 @@ def _weights_match(file: str, size: int, mtime_ns: int) -> bool:
     return digest.hexdigest() == MINILM_WEIGHTS_SHA256
 
 
+@contextlib.contextmanager
+def _no_loading_bar():
+    """transformers draws a 'Loading weights' bar for every load; for a 90 MB local file it is only
+    noise in a notebook's stored outputs, so it is off while MiniLM loads (and restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=4)
 def load_sentence_transformer(device: str = "cpu"):
     """The sentence-transformers model (cached per device; treat it as read-only)."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(minilm_path()), device=device)
+    with _no_loading_bar():
+        return SentenceTransformer(str(minilm_path()), device=device)
 
 
 def load_minilm(device: str = "cpu"):
@@ -84,7 +101,8 @@ def load_minilm(device: str = "cpu"):
 
     path = str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).to(device).eval()
+    with _no_loading_bar():
+        model = AutoModel.from_pretrained(path).to(device).eval()
     model.requires_grad_(False)
     return tokenizer, model
 
