@@ -99,7 +99,7 @@ def test_stored_outputs_are_clean():
     """What a learner reads on GitHub: no frozen loading bars, no object reprs, no machine paths."""
     import re
 
-    bad = re.compile(r"Loading weights|<matplotlib\.[\w.]+ object at 0x|<Colorbar at 0x|/root/|/home/\w+/|/tmp/")
+    bad = re.compile(r"Loading weights|\b0%\|\s|<matplotlib\.[\w.]+ object at 0x|<Colorbar at 0x|/root/|/home/\w+/|/tmp/")
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for index, cell in enumerate(nb.cells):

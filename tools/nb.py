@@ -16,6 +16,7 @@ in place with nbclient (so readers see outputs), and cleaned of volatile metadat
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 import time
 
@@ -27,15 +28,20 @@ import nbformat
 _NOISE = ("Warning:", "Loading weights", "initialized randomly", "newly initialized", "UNEXPECTED", "MISSING")
 
 
+_WIDGET_BAR = re.compile(r"^[^\n]*\d+%\|[^\n]*\| *\d+/\d+ \[")
+
+
 def _library_noise(output) -> bool:
     text = output.get("text", "")
     text = text if isinstance(text, str) else "".join(text)
     if output.get("name") == "stderr" and any(marker in text for marker in _NOISE):
         return True
-    # a loading bar drawn as a widget: its text fallback is a bar frozen at 0 %
-    plain = output.get("data", {}).get("text/plain", "")
+    # a progress bar drawn as a widget (tqdm.auto): its stored text fallback is the bar frozen at its
+    # first state, e.g. "sweep:   0%|          | 0/24"; the widget itself cannot be stored
+    data = output.get("data", {})
+    plain = data.get("text/plain", "")
     plain = plain if isinstance(plain, str) else "".join(plain)
-    return plain.startswith("Loading weights")
+    return set(data) <= {"text/plain", "application/vnd.jupyter.widget-view+json"} and bool(_WIDGET_BAR.match(plain))
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
