@@ -18,7 +18,7 @@ from mmcourse.search import (Document, IndexConfig, IndexFileError, MultimodalIn
 @pytest.fixture(autouse=True)
 def _one_faiss_thread():
     # Small indexes: OpenMP hand-offs would cost more than the searches on a shared CPU.
-    from mmcourse.search.ann import single_threaded_faiss
+    from mmcourse.scale.indexes import single_threaded_faiss
 
     with single_threaded_faiss():
         yield
