@@ -136,7 +136,9 @@ def test_tiled_clip_peak_memory_is_a_fraction_of_dense():
 
     dense = peak_memory(run, repeats=2).mib
     tiled = peak_memory(lambda: run(chunk_size=256), repeats=2).mib
-    assert dense > 16 * 3 and tiled <= dense / 8, (tiled, dense)  # dense: several 16 MiB (N, N) buffers
+    # dense holds at least the (N, N) logits and their gradient, 16 MiB each (a third buffer comes and
+    # goes: one CI run measured 47.8 MiB, just under 3 x 16); the tiled loss holds no (N, N) buffer
+    assert dense > 16 * 2 and tiled <= dense / 8, (tiled, dense)
 
 
 # ---- inputs that mean one thing -----------------------------------------------------------------

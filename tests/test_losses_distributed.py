@@ -107,5 +107,8 @@ def test_gather_without_grad_gives_single_process_gradients(ranks, bias):
 def test_without_process_group_falls_back_to_single_process():
     x, y = _global_batch()
     assert float(distributed_clip_loss(x, y, 10.0)) == float(clip_loss(x, y, 10.0))
-    assert float(distributed_clip_loss(x, y, 10.0, chunk_size=4)) == float(clip_loss(x, y, 10.0, chunk_size=4))
+    # the tiled loss hands row blocks to whichever worker thread is free, so its float64 sum may
+    # differ from run to run in the last bit: equal to rounding, not bit for bit
+    assert float(distributed_clip_loss(x, y, 10.0, chunk_size=4)) == pytest.approx(
+        float(clip_loss(x, y, 10.0, chunk_size=4)), rel=1e-14, abs=0)
     assert float(distributed_siglip_loss(x, y, 10.0, -10.0)) == float(siglip_loss(x, y, 10.0, -10.0))
