@@ -19,9 +19,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .env import get_device, set_seed, torch_threads
+from .env import ONE_THREAD_TRAINING_PARAMS, get_device, set_seed, small_model_threads, torch_threads
 
-SMALL_MODEL_PARAMS = 5_000_000  # below this, a CPU training loop runs on one thread (see train's threads)
 
 
 @dataclass
@@ -124,7 +123,7 @@ def train(
     Returns a :class:`History` with one loss per step.
 
     ``threads``: torch CPU threads for the loop. ``None`` picks one thread on CPU for a small
-    model (fewer than ``SMALL_MODEL_PARAMS`` parameters, frozen ones included), which gains
+    model (fewer than ``env.ONE_THREAD_TRAINING_PARAMS`` parameters, frozen ones included), which gains
     nothing from more, while on a busy machine extra threads spin-wait for cores they do not
     get (several times slower); larger models keep torch's setting. An int sets it.
     """
@@ -147,8 +146,8 @@ def train(
     if not params:
         raise ValueError("nothing to train: no parameter requires a gradient")
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if threads is None and device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
-        threads = 1
+    if threads is None:
+        threads = small_model_threads(model, device, ONE_THREAD_TRAINING_PARAMS)
     with torch_threads(threads if device.type == "cpu" else None):
         history = _loop(model, batches, loss_fn, optimizer, params, steps=steps, lr=lr, warmup=warmup,
                         schedule=schedule, grad_clip=grad_clip, device=device, progress=progress, desc=desc)

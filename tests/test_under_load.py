@@ -9,12 +9,13 @@ import sys
 import textwrap
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
 import mmcourse
 from mmcourse.env import torch_threads
-from mmcourse.training import SMALL_MODEL_PARAMS
+from mmcourse.env import ONE_THREAD_TRAINING_PARAMS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_an_explicit_thread_count_wins(two_threads):
 
 
 def test_large_models_keep_torch_threads(two_threads):
-    width = SMALL_MODEL_PARAMS // 8 + 1  # two Linear(width, 4): just over the limit
+    width = ONE_THREAD_TRAINING_PARAMS // 8 + 1  # two Linear(width, 4): just over the limit
     model = _Probe(width)
     mmcourse.train(model, _batches(width), mmcourse.clip_loss, steps=1, device="cpu", progress=False)
     assert model.seen == [2]
@@ -136,3 +137,44 @@ def test_small_embedding_loops_run_on_one_thread(two_threads, tmp_path):
                   device="cpu")
     embed_plain_loop(scenes, model, batch_size=8, device="cpu")
     assert seen == [1] * 4 and torch.get_num_threads() == 2
+
+
+def _thread_recorder(module, seen):
+    for sub in module.modules():  # every layer, whichever entry point the embedder calls
+        sub.register_forward_pre_hook(lambda m, x: seen.append(torch.get_num_threads()))
+
+
+def test_course_embedders_run_on_one_thread_and_restore_the_setting(two_threads):
+    seen = []
+    clip = mmcourse.load_model("course/clip-shapes", device="cpu")
+    _thread_recorder(clip.model, seen)
+    clip.embed_texts(["a red circle", "a blue square"])
+    clip.embed_images([np.zeros((32, 32, 3), dtype=np.uint8)])
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+
+
+def test_minilm_sentences_run_on_one_thread(two_threads, monkeypatch):
+    from mmcourse.models import minilm
+
+    seen = []
+    _thread_recorder(minilm.load_sentence_transformer("cpu"), seen)
+    minilm.embed_sentences(["a red circle"])
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+
+
+def test_large_models_embed_with_torch_threads(two_threads):
+    from mmcourse.env import ONE_THREAD_INFERENCE_PARAMS
+    from mmcourse.models.embedder import Embedder
+
+    class Wide(Embedder):
+        def _encode_texts(self, texts):
+            self.seen.append(torch.get_num_threads())
+            return torch.ones(len(texts), 4)  # (B, 4)
+
+    big = torch.nn.Linear(ONE_THREAD_INFERENCE_PARAMS // 8 + 1, 8, device="meta")  # just over the limit, no memory
+    small = torch.nn.Linear(4, 4)
+    for module, expected in ((big, 2), (small, 1)):
+        emb = Wide("probe", module, None, "cpu", 1.0)
+        emb.seen = []
+        emb.embed_texts(["x"])
+        assert emb.seen == [expected], (module, emb.seen)

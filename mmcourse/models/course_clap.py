@@ -28,7 +28,7 @@ from torch import nn
 from .. import audio as A
 from ..data import sounds as S
 from . import minilm
-from .embedder import Embedder
+from .embedder import Embedder, in_thread_scope
 
 NAME = "course/clap-sounds"
 VERSION = "v2"  # bump when the architecture, data or training changes
@@ -199,6 +199,7 @@ class CourseClapEmbedder(Embedder):
         mels = window_features(windows, self.processor).to(self.device)  # (B, M, T)
         return self.model.tower(mels)  # (B, D)
 
+    @in_thread_scope
     def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int | None = None,
                     progress: bool | None = None) -> torch.Tensor:
         """L2-normalised ``(N, 384)`` embeddings of ``clips``: arrays at ``sampling_rate`` (any rate,

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..retrieval.maxsim import maxsim
-from .embedder import Embedder, batched, check_texts, to_pil_images
+from .embedder import Embedder, batched, check_texts, to_pil_images, in_thread_scope
 
 __all__ = ["CourseColPaliConfig", "PageTower", "CourseColPali", "ColPaliEmbedder", "load", "build",
            "NAME", "VERSION"]
@@ -159,6 +159,7 @@ class ColPaliEmbedder(Embedder):
         self.text_model = text_model  # frozen all-MiniLM-L6-v2 (transformers BertModel)
         self.config = model.config
 
+    @in_thread_scope
     def embed_pages(self, images, batch_size: int | None = None, progress: bool | None = None) -> list[torch.Tensor]:
         """One ``(P, 128)`` L2-normalised tensor per page (P = patches), on the CPU."""
         pils = to_pil_images(images)
@@ -167,6 +168,7 @@ class ColPaliEmbedder(Embedder):
                        batch_size or self.batch_size, progress, "embedding pages")  # (N*P, 128)
         return list(flat.view(len(pils), self.config.n_patches, -1).unbind(0))
 
+    @in_thread_scope
     def embed_queries(self, texts, batch_size: int | None = None, progress: bool | None = None) -> list[torch.Tensor]:
         """One ``(T, 128)`` L2-normalised tensor per query (T = its tokens, [CLS] and [SEP] included)."""
         texts = check_texts(texts, "queries")

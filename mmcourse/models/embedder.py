@@ -28,12 +28,15 @@ list/tuple of them.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from ..env import inference_threads
 
 __all__ = [
     "Embedder",
@@ -208,6 +211,15 @@ def batched(items: Sequence[Any], encode: Callable[[list[Any]], torch.Tensor], b
     return torch.cat(chunks)  # (N, D)
 
 
+def in_thread_scope(method):
+    """Decorate an ``embed_*`` method so its forward passes run in ``self.thread_scope()``."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.thread_scope():
+            return method(self, *args, **kwargs)
+    return run
+
+
 # ----------------------------------------------------------------------------- base class
 class Embedder:
     """Base class of every loaded model: a uniform, batched, normalised embedding API.
@@ -231,11 +243,13 @@ class Embedder:
         self.is_standin = is_standin(model)  # a random-weight stand-in: no quality claim holds for it
 
     # -- public API ------------------------------------------------------------------
+    @in_thread_scope
     def embed_images(self, images, batch_size: int | None = None, progress: bool | None = None) -> torch.Tensor:
         """L2-normalised image embeddings, ``torch.Tensor (N, D)`` on the CPU."""
         pils = to_pil_images(images)
         return batched(pils, self._encode_images, batch_size or self.batch_size, progress, "embedding images")
 
+    @in_thread_scope
     def embed_texts(self, texts, batch_size: int | None = None, progress: bool | None = None) -> torch.Tensor:
         """L2-normalised text embeddings, ``torch.Tensor (N, D)`` on the CPU."""
         texts = check_texts(texts)
@@ -245,6 +259,11 @@ class Embedder:
         """The model's own logits between two sets of embeddings: ``scale · a @ bᵀ (+ bias)``."""
         out = self.logit_scale * a @ b.T  # (Na, Nb)
         return out if self.logit_bias is None else out + self.logit_bias
+
+    def thread_scope(self):
+        """The context every ``embed_*`` method runs its forward passes in: one torch thread for a
+        small model on a CPU (:func:`mmcourse.env.small_model_threads`), else torch's own setting."""
+        return inference_threads(self.model, self.device)
 
     # -- for subclasses --------------------------------------------------------------
     def _autocast(self):

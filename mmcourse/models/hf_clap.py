@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import audio as A
-from .embedder import Embedder, features_from_output
+from .embedder import Embedder, features_from_output, in_thread_scope
 
 __all__ = ["HubClapEmbedder", "load", "audio_inputs"]
 
@@ -62,6 +62,7 @@ class HubClapEmbedder(Embedder):
         with self._autocast():
             return features_from_output(self.model.get_audio_features(**inputs))  # (B, D)
 
+    @in_thread_scope
     def embed_audio(self, clips, sampling_rate: int | None = None, batch_size: int | None = None,
                     progress: bool | None = None) -> torch.Tensor:
         """L2-normalised ``(N, D)`` audio embeddings (arrays at ``sampling_rate``, file paths or ``Sound``s)."""

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..retrieval.maxsim import maxsim
-from .embedder import Embedder, check_texts, to_pil_images
+from .embedder import Embedder, check_texts, to_pil_images, in_thread_scope
 
 __all__ = ["load", "HubColPaliEmbedder", "MODEL_CLASSES", "CPU_WARN_PARAMETERS"]
 
@@ -69,6 +69,7 @@ class HubColPaliEmbedder(Embedder):
         mask = inputs["attention_mask"].bool()  # (B, T)
         return [v[m].float().cpu() for v, m in zip(out, mask)]
 
+    @in_thread_scope
     def embed_pages(self, images, batch_size: int | None = None, progress: bool | None = None) -> list[torch.Tensor]:
         """One ``(T, 128)`` L2-normalised tensor per page, on the CPU (see the module doc for T)."""
         from tqdm.auto import tqdm
@@ -80,6 +81,7 @@ class HubColPaliEmbedder(Embedder):
             out += self._run(self.processor.process_images(images=pils[i:i + size]))
         return out
 
+    @in_thread_scope
     def embed_queries(self, texts, batch_size: int | None = None, progress: bool | None = None) -> list[torch.Tensor]:
         """One ``(T, 128)`` L2-normalised tensor per query (its tokens plus the augmentation tokens)."""
         texts, size = check_texts(texts, "queries"), batch_size or self.batch_size

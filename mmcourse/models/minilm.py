@@ -111,10 +111,13 @@ def embed_sentences(texts: list[str], device: str = "cpu", batch_size: int = 256
     """L2-normalised sentence embeddings, ``torch.Tensor (N, 384)`` on CPU."""
     import torch
 
+    from ..env import inference_threads
+
     texts = _check_texts(texts)
     model = load_sentence_transformer(device)
-    out = model.encode(texts, batch_size=batch_size, convert_to_tensor=True,
-                       normalize_embeddings=True, show_progress_bar=progress)
+    with inference_threads(model, device):  # 22.7 M parameters: one CPU thread
+        out = model.encode(texts, batch_size=batch_size, convert_to_tensor=True,
+                           normalize_embeddings=True, show_progress_bar=progress)
     return out.detach().to("cpu", torch.float32)  # (N, 384)
 
 

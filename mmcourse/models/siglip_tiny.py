@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..env import inference_threads
 from .embedder import features_from_output
 from .openclip_tiny import check_token_ids, random_batches, sigmoid_bias_init
 
@@ -139,7 +140,7 @@ def text_features(model, processor, texts: Sequence[str], padding: str | bool = 
                        return_tensors="pt")
     ids = check_token_ids(model, tokens["input_ids"], exact_length=False)
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), inference_threads(model, device):
         out = model.get_text_features(input_ids=ids.to(device))
     return F.normalize(features_from_output(out).float(), dim=-1).cpu()  # (N, D)
 
@@ -148,7 +149,7 @@ def image_features(model, processor, images) -> torch.Tensor:
     """L2-normalised image embeddings ``(N, D)``."""
     pixels = processor(images=list(images), return_tensors="pt")["pixel_values"]  # (N, 3, H, W)
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), inference_threads(model, device):
         out = model.get_image_features(pixel_values=pixels.to(device))
     return F.normalize(features_from_output(out).float(), dim=-1).cpu()  # (N, D)
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..env import torch_threads
+from ..env import inference_threads
 from ..errors import MMCourseError
 
 __all__ = [
@@ -319,19 +319,10 @@ def _embed_batch(embed: Callable, batch, device, dtype, normalize: bool) -> np.n
     return out.cpu().numpy()
 
 
-def _loop_threads(model, device) -> int | None:
-    """One torch thread for a small model on CPU (see :func:`mmcourse.training.train`), else unchanged."""
-    from ..training import SMALL_MODEL_PARAMS
-
-    if torch.device(device).type != "cpu":
-        return None
+def _modules_of(model) -> list:
+    """The model, a bound method's owner and their attributes: where the torch modules are."""
     holders = [model, getattr(model, "__self__", None)]
-    holders += [v for h in holders if h is not None and hasattr(h, "__dict__") for v in vars(h).values()]
-    modules = {id(m): m for m in holders if isinstance(m, torch.nn.Module)}
-    if not modules:
-        return None  # nothing to judge by
-    params = sum(p.numel() for m in modules.values() for p in m.parameters())
-    return 1 if params < SMALL_MODEL_PARAMS else None
+    return holders + [v for h in holders if h is not None and hasattr(h, "__dict__") for v in vars(h).values()]
 
 
 def _embed_callable(model) -> Callable:
@@ -418,9 +409,8 @@ def embed_dataset(
     bar = tqdm(total=rows, initial=start, desc="embedding", unit="img", disable=not config.progress,
                leave=False, smoothing=0.1)
     done, t0 = start, time.perf_counter()
-    threads = _loop_threads(model, device)
     try:
-        with torch_threads(threads):
+        with inference_threads(_modules_of(model), device):
             for b, batch in enumerate(loader):
                 if max_batches is not None and b >= max_batches:
                     break
@@ -465,7 +455,7 @@ def embed_plain_loop(images: Sequence[Any] | torch.utils.data.Dataset, model, *,
     if isinstance(model, torch.nn.Module):
         model.eval()
     chunks = []
-    with torch_threads(_loop_threads(model, device)):
+    with inference_threads(_modules_of(model), device):
         for i in range(0, len(images), batch_size):
             batch = _collate([images[j] for j in range(i, min(i + batch_size, len(images)))])
             chunks.append(_embed_batch(embed, batch, device, None, normalize))  # (B, D)
