@@ -124,7 +124,7 @@ def _train_one(config: DDPConfig, data, rank: int, world: int, device, distribut
     import torch.distributed as dist
 
     from ..env import set_seed
-    from ..models.tiny_dual import TinyDualConfig, TinyDualEncoder, scene_batches
+    from ..models.experiments.tiny_dual import TinyDualConfig, TinyDualEncoder, scene_batches
     from ..training import train, unpack_outputs
 
     global_batches = scene_batches(data, config.global_batch, seed=config.seed)
@@ -184,7 +184,7 @@ def run(config: DDPConfig, out: str | os.PathLike, single_process: bool = False,
     """
     import torch.distributed as dist
 
-    from ..models.tiny_dual import make_scene_data
+    from ..models.experiments.tiny_dual import make_scene_data
 
     distributed = not single_process
     if distributed:

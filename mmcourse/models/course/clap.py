@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import audio as A
-from ..data import sounds as S
-from . import minilm
-from .embedder import Embedder
+from ... import audio as A
+from ...data import sounds as S
+from ..hub import minilm
+from ..embedder import Embedder
 
 NAME = "course/clap-sounds"
 VERSION = "v2"  # bump when the architecture, data or training changes
@@ -151,8 +151,8 @@ def _training_set(cfg: TrainConfig, mel: A.MelConfig, progress: bool):
 def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = TowerConfig(),
                 progress: bool = True) -> tuple[ClapSoundsModel, "object"]:
     """Train a fresh model; returns ``(model, History)``."""
-    from ..losses import clip_loss
-    from ..training import train
+    from ...losses import clip_loss
+    from ...training import train
 
     torch.manual_seed(cfg.seed)
     mel = A.MelConfig(**tower_cfg.mel)
@@ -238,7 +238,7 @@ def _load(folder: pathlib.Path) -> ClapSoundsModel:
 
 def load(device: str | None = None) -> CourseClapEmbedder:
     """The ``course/clap-sounds`` embedder, training and caching it on first use (≈ 30 s)."""
-    from ..env import resolve_device
+    from ...env import resolve_device
     from .checkpoints import load_course_checkpoint
 
     device = resolve_device(device)  # a bad device string fails now, not after training

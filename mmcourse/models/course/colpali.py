@@ -27,8 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..retrieval.maxsim import maxsim
-from .embedder import Embedder, batched, check_texts, to_pil_images
+from ...retrieval.maxsim import maxsim
+from ..embedder import Embedder, batched, check_texts, to_pil_images
 
 __all__ = ["CourseColPaliConfig", "PageTower", "CourseColPali", "ColPaliEmbedder", "load", "build",
            "NAME", "VERSION"]
@@ -194,10 +194,10 @@ class ColPaliEmbedder(Embedder):
 # ---- training ----------------------------------------------------------------------------
 def train_model(cfg: CourseColPaliConfig | None = None, device: str = "cpu", progress: bool = True):
     """Render the training pages, cache MiniLM token states, train; returns ``(model, history)``."""
-    from ..data.documents import make_documents
-    from ..losses import clip_loss
-    from ..training import train
-    from .minilm import load_minilm
+    from ...data.documents import make_documents
+    from ...losses import clip_loss
+    from ...training import train
+    from ..hub.minilm import load_minilm
 
     cfg = cfg or CourseColPaliConfig()
     torch.manual_seed(cfg.seed)
@@ -263,9 +263,9 @@ def load(device: str | None = None, config: CourseColPaliConfig | None = None) -
 
     ``config`` trains and caches a different recipe (smaller for tests, bigger for exercises).
     """
-    from ..env import resolve_device
+    from ...env import resolve_device
     from .checkpoints import load_course_checkpoint
-    from .minilm import load_minilm
+    from ..hub.minilm import load_minilm
 
     device = resolve_device(device)  # a bad device string fails now, not after training
     cfg = config or CourseColPaliConfig()

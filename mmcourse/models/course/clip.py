@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from transformers import VisionTextDualEncoderModel
 
-from .embedder import features_from_output
+from ..embedder import features_from_output
 
 __all__ = ["NAME", "CourseClipConfig", "CourseDualEncoder", "TRAIN_TEMPLATES", "build_model", "caption_pca",
            "train_course_clip", "load", "load_folder", "mean_pool"]
@@ -162,7 +162,7 @@ def build_model(config: CourseClipConfig):
     from transformers import (CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel, ResNetConfig,
                               ResNetModel, VisionTextDualEncoderConfig)
 
-    from .minilm import load_minilm
+    from ..hub.minilm import load_minilm
 
     tokenizer, text_model = load_minilm("cpu")
     torch.manual_seed(config.seed)
@@ -222,7 +222,7 @@ def _training_pool(config: CourseClipConfig, processor=None):
     Returns ``(pixels, combo_ids, combos)``: ``pixels`` is ``(18·n, 3, S, S)`` as the model's
     own processor prepares them (or ``(18·n, H, W, 3)`` uint8 when ``processor`` is None).
     """
-    from ..data import shapes
+    from ...data import shapes
 
     combos = list(shapes.TRAIN_COMBOS)
     scenes = shapes.make_scenes(len(combos) * config.images_per_combo * 2, "train", seed=config.seed)
@@ -267,8 +267,8 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
     the training captions and frozen: only the vision tower, the visual projection and
     the temperature learn.
     """
-    from ..losses import clip_loss
-    from ..training import train
+    from ...losses import clip_loss
+    from ...training import train
 
     config = config or CourseClipConfig()
     model, processor = build_model(config)
@@ -313,8 +313,8 @@ def load_folder(folder: str | pathlib.Path, device: str | None = None, name: str
     """Load a saved course dual encoder (this class or any ``text_pooling="mean"`` folder)."""
     from transformers import AutoProcessor
 
-    from ..env import get_device
-    from .hf_dual import HFDualEncoder
+    from ...env import get_device
+    from ..hub.hf_dual import HFDualEncoder
 
     model = CourseDualEncoder.from_pretrained(str(folder))
     model.requires_grad_(False)
@@ -324,7 +324,7 @@ def load_folder(folder: str | pathlib.Path, device: str | None = None, name: str
 
 def load(device: str | None = None, config: CourseClipConfig | None = None, progress: bool = True):
     """``course/clip-shapes`` as an Embedder: from the verified cache, or trained now and cached."""
-    from ..env import resolve_device
+    from ...env import resolve_device
     from .checkpoints import load_course_checkpoint
 
     device = resolve_device(device)  # a bad device string fails now, not after training

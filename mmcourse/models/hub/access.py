@@ -145,7 +145,7 @@ def resolve_hub_weights(repo_id: str) -> str:
     - otherwise the hub must answer within a few seconds, or we raise
       :class:`~mmcourse.errors.WeightsUnavailableError` saying how to get the weights.
     """
-    from ..errors import WeightsUnavailableError
+    from ...errors import WeightsUnavailableError
 
     if os.path.isdir(os.path.expanduser(repo_id)):
         return os.path.expanduser(repo_id)

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import pathlib
 
-from ..errors import MMCourseError
+from ...errors import MMCourseError
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIM = 384  # sentence embedding size

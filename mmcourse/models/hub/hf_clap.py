@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import audio as A
-from .embedder import Embedder, features_from_output
+from ... import audio as A
+from ..embedder import Embedder, features_from_output
 
 __all__ = ["HubClapEmbedder", "load", "audio_inputs"]
 
@@ -87,8 +87,8 @@ def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None
     """
     from transformers import ClapModel, ClapProcessor
 
-    from ..env import get_device
-    from .hub import resolve_hub_weights
+    from ...env import get_device
+    from .access import resolve_hub_weights
 
     source = resolve_hub_weights(str(path_or_id))
     model = ClapModel.from_pretrained(source)

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import clip_loss
-from ..training import History, train
+from ...losses import clip_loss
+from ...training import History, train
 
 
 class SensorTower(nn.Module):

@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.shapes import labels as scene_labels
-from ..data.shapes import make_scenes
+from ...data.shapes import labels as scene_labels
+from ...data.shapes import make_scenes
 
 __all__ = [
     "TinyDualConfig",
@@ -133,7 +133,7 @@ _EMBEDDINGS: dict[str, torch.Tensor] = {}  # text -> (384,) for this session
 
 
 def _embedding_cache_file():
-    from ..env import cache_dir
+    from ...env import cache_dir
 
     return cache_dir() / "tiny_dual" / "minilm_sentence_embeddings.pt"
 
@@ -157,7 +157,7 @@ def caption_embeddings(texts: list[str]) -> torch.Tensor:
             pass
     missing = sorted({t for t in texts if t not in _EMBEDDINGS})
     if missing:
-        from .minilm import embed_sentences
+        from ..hub.minilm import embed_sentences
 
         _EMBEDDINGS.update(zip(missing, embed_sentences(missing)))  # (M, 384) rows
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,8 +243,8 @@ def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval
     and batch size. Without the warm-up, the first full-size Adam steps of a large-batch
     run (few steps in all) can knock the sigmoid loss into a state it does not leave in
     time. Returns the metrics plus the run's settings, final loss and seconds."""
-    from ..losses import clip_loss, siglip_loss
-    from ..training import train
+    from ...losses import clip_loss, siglip_loss
+    from ...training import train
 
     loss_fn = {"clip": clip_loss, "siglip": siglip_loss}.get(loss)
     if loss_fn is None:
