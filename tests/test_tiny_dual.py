@@ -6,7 +6,7 @@ import torch
 
 import mmcourse
 from mmcourse.losses import clip_loss, siglip_loss
-from mmcourse.models.tiny_dual import (TinyDualConfig, TinyDualEncoder, caption_embeddings, evaluate,
+from mmcourse.models.experiments.tiny_dual import (TinyDualConfig, TinyDualEncoder, caption_embeddings, evaluate,
                                        make_scene_data, run_trial, scene_batches)
 
 

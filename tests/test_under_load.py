@@ -69,7 +69,7 @@ def test_bad_thread_counts_are_rejected(bad):
 
 
 def test_the_course_sweep_trains_on_one_thread(two_threads, monkeypatch):
-    from mmcourse.models import tiny_dual
+    from mmcourse.models.experiments import tiny_dual
 
     seen = []
     real = tiny_dual.TinyDualEncoder.forward

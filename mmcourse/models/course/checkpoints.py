@@ -36,6 +36,14 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
+def config_digest(config) -> str:
+    """10 hex digits of SHA-256 over a dataclass config's fields (sorted JSON): names a recipe's cache folder."""
+    import hashlib
+    from dataclasses import asdict
+
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
+
+
 def write_json(folder: pathlib.Path, filename: str, data: dict, indent: int | None = None) -> None:
     """One JSON record of a checkpoint (its config, its training history)."""
     (pathlib.Path(folder) / filename).write_text(json.dumps(data, indent=indent))
