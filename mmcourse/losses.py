@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .tiled_logsumexp import tiled_logsumexp_sum
+from .validate import positive_int
 
 __all__ = [
     "clip_loss",
@@ -286,8 +287,7 @@ class _ChunkedSoftplusSum(torch.autograd.Function):
 
 
 def _check_chunk_size(chunk_size) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    positive_int(chunk_size, "chunk_size", optional=True)
 
 
 def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):

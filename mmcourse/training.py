@@ -38,20 +38,6 @@ class History:
         tail = self.losses[-max(1, len(self.losses) // 10):]
         return sum(tail) / len(tail)
 
-    def plot(self, ax=None, label: str | None = None, smooth: int = 1):
-        """Plot the loss curve (optionally a running mean over ``smooth`` steps)."""
-        import matplotlib.pyplot as plt
-        import numpy as np
-
-        ax = ax or plt.gca()
-        y = np.asarray(self.losses, dtype=float)
-        if smooth > 1 and len(y) >= smooth:
-            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-        ax.plot(np.arange(len(y)), y, label=label)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        return ax
-
 
 def to_device(batch: Any, device) -> Any:
     """Move tensors (also inside tuples, lists and dicts) to ``device``."""

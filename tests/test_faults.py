@@ -620,8 +620,8 @@ def test_malformed_checkpoint_manifest_is_corrupt_and_rebuilt(cache, monkeypatch
     (cache / "x").write_bytes(b"outside")  # what "../../x" points at, with a matching hash
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest))
     hashed = []
-    real = checkpoints._sha256
-    monkeypatch.setattr(checkpoints, "_sha256", lambda p: hashed.append(p) or real(p))
+    real = checkpoints.sha256_file
+    monkeypatch.setattr(checkpoints, "sha256_file", lambda p: hashed.append(p) or real(p))
     assert not checkpoints.is_complete(folder)
     assert all(folder in p.parents for p in hashed), hashed  # nothing outside the folder is read
     checkpoints.ensure_checkpoint("course/x", "v1", _build(calls))

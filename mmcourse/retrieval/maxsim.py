@@ -42,6 +42,8 @@ from typing import Sequence, Union
 
 import torch
 
+from ..validate import positive_int
+
 __all__ = ["maxsim", "maxsim_naive", "pad_multivectors", "pool_tokens", "multivector_bytes"]
 
 MultiVectors = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -341,8 +343,7 @@ def pool_tokens(vectors: torch.Tensor, pool_factor: int = 2) -> torch.Tensor:
     import numpy as np
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    if not isinstance(pool_factor, int) or isinstance(pool_factor, bool) or pool_factor < 1:
-        raise ValueError(f"pool_factor must be a positive integer, got {pool_factor!r}")
+    pool_factor = positive_int(pool_factor, "pool_factor")
     if not isinstance(vectors, torch.Tensor) or vectors.dim() != 2 or vectors.shape[0] == 0:
         raise ValueError(f"expected a non-empty (T, D) tensor, got "
                          f"{tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__}")

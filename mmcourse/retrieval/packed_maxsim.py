@@ -39,6 +39,7 @@ from __future__ import annotations
 import torch
 
 from .maxsim import MultiVectors, _as_list, _blocks, _buffer, _check, _run_chunks
+from ..validate import positive_int
 
 __all__ = ["MaxSimIndex"]
 
@@ -64,8 +65,7 @@ class MaxSimIndex:
                  dtype: torch.dtype = torch.float32, block_rows: int = 4096):
         if dtype not in _STORAGE_DTYPES:
             raise TypeError(f"dtype (the storage dtype) must be one of float32, float16, bfloat16; got {dtype}")
-        if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
-            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
+        block_rows = positive_int(block_rows, "block_rows")
         docs = _as_list(documents, document_mask, "documents")
         self.dim = _check([docs[0]], docs)  # (dims and dtypes of every page)
         lengths = [int(d.shape[0]) for d in docs]

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..validate import positive_int
+
 __all__ = ["DDPConfig", "VARIANTS", "variant_config", "main", "run", "launch", "run_single", "load_grad0",
            "free_port", "saved_bytes"]
 
@@ -63,8 +65,7 @@ class DDPConfig:
                              "the SigLIP ring exchange always sends gradients back")
         for name in ("steps", "local_batch", "world_size", "train_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(value, name)
         if self.world_size * self.local_batch > self.train_size:
             raise ValueError(f"global batch {self.world_size}×{self.local_batch} exceeds train_size {self.train_size}")
 

@@ -34,6 +34,7 @@ import numpy as np
 from mmcourse.errors import MMCourseError
 from mmcourse.integrity import file_entry, is_file_entry, sha256_bytes
 from mmcourse.retrieval.fusion import reciprocal_rank_fusion, weighted_fusion
+from mmcourse.validate import positive_int
 
 __all__ = [
     "MODALITIES", "INDEX_TYPES", "FUSIONS", "MISSING", "Document", "SearchHit", "IndexConfig",
@@ -119,15 +120,6 @@ def _as_matrix(vectors, n: int, what: str) -> np.ndarray:
         raise ValueError(f"{what}: row {int(np.argmin(norms))} is a zero vector, which has no direction; "
                          "leave the modality out instead of storing a placeholder")
     return np.ascontiguousarray(array / norms[:, None], dtype=np.float32)  # (n, D), unit rows
-
-
-def _positive_int(value, name: str, optional: bool = False):
-    """``value`` as a Python int >= 1 (numpy integers welcome); ``None`` passes when optional."""
-    if value is None and optional:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1{' or None' if optional else ''}, got {value!r}")
-    return int(value)
 
 
 def _check_id(doc_id) -> Hashable:
@@ -438,7 +430,7 @@ class MultimodalIndex:
             raise ValueError("a query needs text, an image, or both; got neither")
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text query must be a str, got {type(text).__name__}")
-        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
+        k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates", optional=True)
         self._check_not_empty()
         weights = self._check_weights(weights)
         queries = {}
@@ -460,7 +452,7 @@ class MultimodalIndex:
                        weights: float | Mapping[str, float] | None = None,
                        candidates: int | None = None, missing: str = "zero") -> list[SearchHit]:
         """Search with precomputed query vectors, ``{"text": (D_t,), "image": (D_i,)}`` (either or both)."""
-        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
+        k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates", optional=True)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
         if missing not in MISSING:

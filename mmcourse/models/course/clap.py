@@ -16,7 +16,6 @@ The checkpoint is built on first use and cached by
 """
 from __future__ import annotations
 
-import json
 import pathlib
 from dataclasses import asdict, dataclass, field
 
@@ -27,8 +26,8 @@ from torch import nn
 
 from ... import audio as A
 from ...data import sounds as S
-from ..hub import minilm
 from ..embedder import Embedder
+from ..hub import minilm
 
 NAME = "course/clap-sounds"
 VERSION = "v2"  # bump when the architecture, data or training changes

@@ -17,7 +17,6 @@ under ``mmcourse.cache_dir()`` and loaded in about a second.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 from dataclasses import dataclass

@@ -30,6 +30,7 @@ __all__ = [
     "probe_address",
     "hub_reachable",
     "hub_offline_flag",
+    "is_offline",
     "has_weights",
     "cached_snapshot",
     "resolve_hub_weights",
@@ -109,6 +110,11 @@ def hub_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
     thread.start()
     thread.join(timeout)
     return bool(result and result[0])
+
+
+def is_offline() -> bool:
+    """True when hub downloads are impossible (offline flag set, or the hub does not answer)."""
+    return hub_offline_flag() or not hub_reachable()
 
 
 def has_weights(folder: str | os.PathLike) -> bool:
