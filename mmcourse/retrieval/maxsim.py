@@ -53,6 +53,14 @@ _GPU_CHUNK_BYTES = 16 * 2**20  # on a GPU: bigger blocks, fewer kernel launches
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
+class PackedPages:
+    """Pages prepared once for scoring (e.g. :class:`~mmcourse.retrieval.MaxSimIndex`): :func:`maxsim`
+    hands such ``documents`` to their own ``scores(queries, query_mask=...)``."""
+
+    def scores(self, queries, *, query_mask=None) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 def _as_list(vectors: MultiVectors, mask: torch.Tensor | None, what: str) -> list[torch.Tensor]:
     """Validate and turn padded ``(N, T, D)`` + mask, or a list of ``(T, D)``, into a list of ``(T_i, D)``."""
     if isinstance(vectors, torch.Tensor):
@@ -156,9 +164,7 @@ def maxsim(
     once): then its :meth:`~mmcourse.retrieval.MaxSimIndex.scores` answers, the fast path
     for one or a few queries against a fixed corpus (no gradients).
     """
-    from .packed_maxsim import MaxSimIndex
-
-    if isinstance(documents, MaxSimIndex):
+    if isinstance(documents, PackedPages):
         if document_mask is not None:
             raise ValueError("document_mask: a MaxSimIndex holds unpadded pages already; pass no mask with it")
         return documents.scores(queries, query_mask=query_mask)

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import torch
 
-from .maxsim import MultiVectors, _as_list, _blocks, _buffer, _check, _run_chunks
 from ..validate import positive_int
+from .maxsim import MultiVectors, PackedPages, _as_list, _blocks, _buffer, _check, _run_chunks
 
 __all__ = ["MaxSimIndex"]
 
@@ -48,7 +48,7 @@ _UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float16: 2.0**-11, torch.bfloat
 _SIMS_BYTES = 2 * 2**20  # similarities alive at once per worker (query tokens are sliced to stay within it)
 
 
-class MaxSimIndex:
+class MaxSimIndex(PackedPages):
     """Pages packed once for fast late-interaction scoring (see the module docstring).
 
     ``documents``: a list of ``(T_i, D)`` tensors, or a padded ``(N, T, D)`` tensor with
