@@ -148,8 +148,7 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None, *, ch
     worker thread plus ``(N, D)`` gradient buffers (one more per worker). Same value and gradients as the dense loss up to
     float rounding; one more matrix multiply of compute.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     if chunk_size is not None:
         return _tiled_clip_loss(image_features, text_features, scale, logit_bias, chunk_size)
@@ -290,6 +289,12 @@ def _check_chunk_size(chunk_size) -> None:
     positive_int(chunk_size, "chunk_size", optional=True)
 
 
+def _check_inputs(image_features, text_features, chunk_size) -> None:
+    """Every loss's argument checks: paired features, and a positive ``chunk_size`` or None."""
+    _check_features(image_features, text_features)
+    _check_chunk_size(chunk_size)
+
+
 def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):
     """Σ over the pairs of ``x`` × ``y`` of ``-log σ(label · z)``; labels +1 on the diagonal
     when ``positives`` (a rank's own pairs), -1 everywhere else.
@@ -314,8 +319,7 @@ def siglip_loss(image_features, text_features, logit_scale, logit_bias=None, *, 
     ``(N, N)`` logit matrix never exists (peak extra memory ``≈ N × chunk_size``).
     Same value and gradients as the dense loss up to float rounding.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
     total = _siglip_sum(image_features, text_features, scale, bias, chunk_size, positives=True)
@@ -365,8 +369,7 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
     The mean of the ranks' losses equals :func:`clip_loss` on the concatenated batch.
     Without an initialised process group (or with one process) this is :func:`clip_loss`.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     rank, world = _world()
     if world == 1:
         return clip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size=chunk_size)
@@ -440,8 +443,7 @@ def distributed_siglip_loss(image_features, text_features, logit_scale, logit_bi
     feature gradients are ``world`` times the single-process ones (DDP's averaging of
     parameter gradients undoes the factor). Without a process group this is :func:`siglip_loss`.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     rank, world = _world()
     if world == 1:
         return siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size=chunk_size)
