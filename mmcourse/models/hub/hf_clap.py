@@ -81,7 +81,7 @@ def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None
          **kwargs) -> HubClapEmbedder:
     """Load a CLAP checkpoint from a local folder or the hub (cached weights work offline).
 
-    Hub ids go through :func:`mmcourse.models.hub.resolve_hub_weights`, so without cached weights
+    Hub ids go through :func:`mmcourse.models.hub.access.resolve_hub_weights`, so without cached weights
     and without a network this fails within seconds with a :class:`WeightsUnavailableError`.
     ``name`` (default: ``path_or_id`` as given) is what the embedder reports, never the cache folder.
     """

@@ -8,7 +8,7 @@ Spec (what follows ``"open_clip:"`` in :func:`mmcourse.load_model`):
 - ``pretrained="file.pt"`` keyword: a local checkpoint (or a tag) for the architecture;
 - ``"hf-hub:org/repo"`` / ``"local-dir:/path"``: open_clip's own schemas.
 
-Hub weights go through :func:`mmcourse.models.hub.resolve_hub_weights` first, so a missing
+Hub weights go through :func:`mmcourse.models.hub.access.resolve_hub_weights` first, so a missing
 download fails within seconds offline instead of hanging. A pretrained tag whose weights live
 on the hub (``laion2b_s34b_b79k`` → ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``) is found in the
 Hugging Face cache exactly where open_clip's own download puts it.
