@@ -112,6 +112,9 @@ def _load_transformers(name: str, source: str, device, **kwargs) -> Embedder:
     config = json.loads(config_path.read_text())
     model_type = config.get("model_type")
     if config.get("text_pooling") == "mean" and os.path.isdir(source):  # a saved course dual encoder
+        if kwargs:
+            raise TypeError(f"{name!r} is a saved course dual encoder; it takes no loading options, "
+                            f"got {', '.join(sorted(kwargs))}")
         course = _import_backend(COURSE_MODELS["course/clip-shapes"], name)
         return course.load_folder(source, device=device, name=name)
     if model_type not in MODEL_TYPES:
