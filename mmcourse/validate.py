@@ -28,10 +28,11 @@ def integer(value, name: str, *, minimum: int | None = None, maximum: int | None
     within = is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if within:
         return int(value)
+    number = f"an integer number of {unit}" if unit else "an integer"
     unit = f" {unit}" if unit else ""
     or_none = " or None" if optional else ""
     if minimum is not None and maximum is not None:
-        expected = f"an integer in [{minimum}, {maximum}]{unit}{or_none}"
+        expected = f"{number} in [{minimum}, {maximum}]{or_none}"
     elif minimum in _GLOSS:
         expected = f"an integer >= {minimum}{unit}{or_none} ({_GLOSS[minimum]})"
     elif minimum is not None:
