@@ -14,7 +14,7 @@ _PUBLIC = {
     "get_device": "mmcourse.env",
     "set_seed": "mmcourse.env",
     "cache_dir": "mmcourse.env",
-    "is_offline": "mmcourse.env",
+    "is_offline": "mmcourse.models.hub.access",
     "pretrained_enabled": "mmcourse.env",
     "MMCourseError": "mmcourse.errors",
     "WeightsUnavailableError": "mmcourse.errors",
@@ -40,9 +40,9 @@ _PUBLIC = {
     "maxsim": "mmcourse.retrieval",
     "weighted_fusion": "mmcourse.retrieval",
     "reciprocal_rank_fusion": "mmcourse.retrieval",
-    # probabilities and the scenes benchmark
-    "sigmoid_probs": "mmcourse.probabilities",
-    "softmax_probs": "mmcourse.probabilities",
+    # the zero-shot read-outs and the scenes benchmark
+    "sigmoid_probs": "mmcourse.retrieval.readout",
+    "softmax_probs": "mmcourse.retrieval.readout",
     "evaluate_on_scenes": "mmcourse.scene_benchmark",
     # search
     "MultimodalIndex": "mmcourse.search",
@@ -53,7 +53,7 @@ _PUBLIC = {
 
 _SUBMODULES = {
     "env", "errors", "data", "models", "training", "losses", "audio", "retrieval",
-    "search", "viz", "widgets", "exercises", "scale", "memory", "probabilities", "scene_benchmark", "results",
+    "search", "viz", "widgets", "exercises", "scale", "memory", "scene_benchmark", "results",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

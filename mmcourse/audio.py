@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import MMCourseError
+from .validate import is_int
 
 __all__ = [
     "MelConfig", "CLAP_MEL", "AudioDecodeError", "load_audio", "check_waveform", "check_sampling_rate",
@@ -109,7 +110,7 @@ def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     """Return ``sampling_rate`` as an int, or raise naming the expected form."""
     if isinstance(sampling_rate, float) and sampling_rate.is_integer():
         sampling_rate = int(sampling_rate)
-    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)):
+    if not is_int(sampling_rate):
         raise ValueError(f"{name} must be an integer number of Hz (e.g. 48000), got {sampling_rate!r}")
     if not MIN_RATE <= int(sampling_rate) <= MAX_RATE:
         raise ValueError(f"{name}={sampling_rate!r} Hz is not a plausible audio rate; expected {MIN_RATE}–{MAX_RATE} Hz")

@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from .validate import integer
+
 __all__ = ["constant_sigmoid_loss", "mean_pairwise_cosine"]
 
 
@@ -26,9 +28,7 @@ def constant_sigmoid_loss(batch_size: int, p: float | None = None) -> float:
     With ``p=None`` the best constant, ``p = 1/N`` (one positive among N candidates per image),
     which gives ``log N + (N-1) log(N/(N-1))`` — about ``log N + 1`` for large N.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an integer of at least 2, got {batch_size!r}")
-    n = batch_size
+    n = integer(batch_size, "batch_size", minimum=2)
     p = 1.0 / n if p is None else float(p)
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be a probability strictly between 0 and 1, got {p!r}")

@@ -1,4 +1,7 @@
-"""Device, seeds, cache folder and the offline guard shared by every notebook."""
+"""Device, seeds, thread settings and the cache folder shared by every notebook.
+
+The offline guard (is the hub reachable, are the weights cached) is :mod:`mmcourse.models.hub.access`.
+"""
 from __future__ import annotations
 
 import os
@@ -6,6 +9,8 @@ import pathlib
 import contextlib
 import random
 import sys
+
+from .validate import positive_int
 
 
 
@@ -122,8 +127,7 @@ def inference_threads(modules, device):
 @contextlib.contextmanager
 def thread_setting(get, set_, threads: int):
     """Set a library's thread count with ``set_(threads)`` inside the block, then restore ``get()``'s value."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    positive_int(threads, "threads")
     before = get()
     set_(threads)
     try:
@@ -164,24 +168,3 @@ def cache_dir() -> pathlib.Path:
 def pretrained_enabled() -> bool:
     """True when the learner asked for hub checkpoints (``MMCOURSE_PRETRAINED=1``)."""
     return os.environ.get("MMCOURSE_PRETRAINED", "0").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def hub_reachable(timeout: float | None = None) -> bool:
-    """Can the hub (or the proxy / ``HF_ENDPOINT`` mirror in front of it) be reached? See :mod:`mmcourse.models.hub`."""
-    from .models import hub
-
-    return hub.hub_reachable() if timeout is None else hub.hub_reachable(timeout)
-
-
-def is_offline() -> bool:
-    """True when hub downloads are impossible (offline flag set, or the hub does not answer)."""
-    from .models import hub
-
-    return hub.hub_offline_flag() or not hub.hub_reachable()
-
-
-def resolve_hub_weights(repo_id: str) -> str:
-    """A local folder or a hub id that ``from_pretrained`` can load without hanging (:mod:`mmcourse.models.hub`)."""
-    from .models import hub
-
-    return hub.resolve_hub_weights(repo_id)

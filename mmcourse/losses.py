@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .tiled_logsumexp import tiled_logsumexp_sum
+from .validate import positive_int
 
 __all__ = [
     "clip_loss",
@@ -147,8 +148,7 @@ def clip_loss(image_features, text_features, logit_scale, logit_bias=None, *, ch
     worker thread plus ``(N, D)`` gradient buffers (one more per worker). Same value and gradients as the dense loss up to
     float rounding; one more matrix multiply of compute.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     if chunk_size is not None:
         return _tiled_clip_loss(image_features, text_features, scale, logit_bias, chunk_size)
@@ -286,8 +286,13 @@ class _ChunkedSoftplusSum(torch.autograd.Function):
 
 
 def _check_chunk_size(chunk_size) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    positive_int(chunk_size, "chunk_size", optional=True)
+
+
+def _check_inputs(image_features, text_features, chunk_size) -> None:
+    """Every loss's argument checks: paired features, and a positive ``chunk_size`` or None."""
+    _check_features(image_features, text_features)
+    _check_chunk_size(chunk_size)
 
 
 def _siglip_sum(x, y, scale, bias, chunk_size, positives: bool):
@@ -314,8 +319,7 @@ def siglip_loss(image_features, text_features, logit_scale, logit_bias=None, *, 
     ``(N, N)`` logit matrix never exists (peak extra memory ``≈ N × chunk_size``).
     Same value and gradients as the dense loss up to float rounding.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     scale = _as_scalar(logit_scale, image_features, "logit_scale")
     bias = None if logit_bias is None else _as_scalar(logit_bias, image_features, "logit_bias")
     total = _siglip_sum(image_features, text_features, scale, bias, chunk_size, positives=True)
@@ -365,8 +369,7 @@ def distributed_clip_loss(image_features, text_features, logit_scale, logit_bias
     The mean of the ranks' losses equals :func:`clip_loss` on the concatenated batch.
     Without an initialised process group (or with one process) this is :func:`clip_loss`.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     rank, world = _world()
     if world == 1:
         return clip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size=chunk_size)
@@ -440,8 +443,7 @@ def distributed_siglip_loss(image_features, text_features, logit_scale, logit_bi
     feature gradients are ``world`` times the single-process ones (DDP's averaging of
     parameter gradients undoes the factor). Without a process group this is :func:`siglip_loss`.
     """
-    _check_features(image_features, text_features)
-    _check_chunk_size(chunk_size)
+    _check_inputs(image_features, text_features, chunk_size)
     rank, world = _world()
     if world == 1:
         return siglip_loss(image_features, text_features, logit_scale, logit_bias, chunk_size=chunk_size)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from .env import ONE_THREAD_TRAINING_PARAMS, get_device, set_seed, small_model_threads, torch_threads
+from .validate import positive_int
 
 
 
@@ -36,20 +37,6 @@ class History:
         """Mean of the last 10 % of the losses (less noisy than the last one)."""
         tail = self.losses[-max(1, len(self.losses) // 10):]
         return sum(tail) / len(tail)
-
-    def plot(self, ax=None, label: str | None = None, smooth: int = 1):
-        """Plot the loss curve (optionally a running mean over ``smooth`` steps)."""
-        import matplotlib.pyplot as plt
-        import numpy as np
-
-        ax = ax or plt.gca()
-        y = np.asarray(self.losses, dtype=float)
-        if smooth > 1 and len(y) >= smooth:
-            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
-        ax.plot(np.arange(len(y)), y, label=label)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        return ax
 
 
 def to_device(batch: Any, device) -> Any:
@@ -127,8 +114,7 @@ def train(
     nothing from more, while on a busy machine extra threads spin-wait for cores they do not
     get (several times slower); larger models keep torch's setting. An int sets it.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int(steps, "steps")
     if lr <= 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if schedule not in ("constant", "cosine"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmcourse.data import paired, shapes
-from mmcourse.models import binding
+from mmcourse.models.course import binding
 
 
 def test_every_label_has_its_own_sound_and_motion():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mmcourse.models import checkpoints
+from mmcourse.models.course import checkpoints
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmcourse.data import sounds as S
-from mmcourse.models import course_clap as C
+from mmcourse.models.course import clap as C
 
 # ----------------------------------------------------------------------------- hub path, offline
 
@@ -55,7 +55,7 @@ def tiny_clap_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_hub(tiny_clap_dir):
-    from mmcourse.models import hf_clap
+    from mmcourse.models.hub import hf_clap
 
     return hf_clap.load(str(tiny_clap_dir), device="cpu")
 
@@ -105,7 +105,7 @@ def test_processor_rejects_the_old_audios_argument(tiny_hub):
 
 def test_hub_id_offline_fails_fast(monkeypatch):
     from mmcourse.errors import WeightsUnavailableError
-    from mmcourse.models import hf_clap
+    from mmcourse.models.hub import hf_clap
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", "/nonexistent-mmcourse-hf-home")
@@ -129,19 +129,19 @@ def test_tower_shapes_and_gradients():
 
 def test_training_contract_and_checkpoint_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
-    cfg = C.TrainConfig(clips_per_label=1, steps=4, batch_size=8, warmup=1)
-    model, history = C.train_model(cfg, progress=False)
+    cfg = C.Config(train=C.TrainConfig(clips_per_label=1, steps=4, batch_size=8, warmup=1))
+    model, history = C.train(cfg, progress=False)
     assert len(history.losses) == 4 and all(np.isfinite(history.losses))
     assert history.losses[0] == pytest.approx(np.log(8), rel=0.5)  # InfoNCE of an untrained model ≈ log(B)
     # save as the cache does, load back: identical embeddings
-    monkeypatch.setattr(C, "train_model", lambda *a, **k: (model, history))
+    monkeypatch.setattr(C, "train", lambda *a, **k: (model, history))
     embedder = C.load(device="cpu")
     folder = next((tmp_path / "checkpoints").iterdir())
     assert (folder / "MANIFEST.json").is_file() and (folder / "model.safetensors").is_file()
     clips = S.make_sounds(3, "heldout", seed=0)
     direct = C.CourseClapEmbedder(model, "cpu").embed_audio(clips)
     torch.testing.assert_close(embedder.embed_audio(clips), direct)
-    monkeypatch.setattr(C, "train_model", lambda *a, **k: pytest.fail("cached checkpoint was retrained"))
+    monkeypatch.setattr(C, "train", lambda *a, **k: pytest.fail("cached checkpoint was retrained"))
     torch.testing.assert_close(C.load(device="cpu").embed_audio(clips), direct)
 
 
@@ -166,7 +166,8 @@ def test_course_embedder_inputs(tmp_path):
 
 def test_load_model_routes_clap_folders_and_names(tiny_clap_dir, tiny_hub):
     import mmcourse
-    from mmcourse.models import hf_clap, zoo
+    from mmcourse.models.hub import hf_clap
+    from mmcourse.models import zoo
 
     via_zoo = mmcourse.load_model(str(tiny_clap_dir), device="cpu")
     assert isinstance(via_zoo, hf_clap.HubClapEmbedder) and via_zoo.modalities == ("audio", "text")

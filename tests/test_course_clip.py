@@ -9,7 +9,7 @@ import torch
 
 import mmcourse
 from mmcourse.data import shapes
-from mmcourse.models import course_clip
+from mmcourse.models.course import clip as course_clip
 
 TINY = dict(images_per_combo=3, steps=3, warmup=1, cnn_widths=(8, 8, 16), projection_dim=8)
 
@@ -21,7 +21,7 @@ def model():
 
 def test_text_tower_is_all_minilm(model):
     """Before the projection, the text features are sentence-transformers' own embeddings."""
-    from mmcourse.models.minilm import embed_sentences
+    from mmcourse.models.hub.minilm import embed_sentences
 
     texts = ["a crimson disc", "a photo of a red circle.", "the square is blue"]
     tokens = model.processor.tokenizer(texts, padding=True, return_tensors="pt")
@@ -56,15 +56,15 @@ def test_training_never_sees_heldout_or_paraphrase_words():
              for p in ps for w in p.split() if w not in shapes.COLORS and w not in shapes.SHAPES}
     for template in course_clip.TRAIN_TEMPLATES:
         assert not words & set(template.replace(".", "").split()), template
-    images, combo_ids, combos = course_clip._training_pool(course_clip.CourseClipConfig(**TINY))
+    images, combo_ids, combos = course_clip._training_pool(course_clip.Config(**TINY))
     assert not set(combos) & set(shapes.HELDOUT_COMBOS)
     assert len(images) == len(combo_ids) == 3 * len(shapes.TRAIN_COMBOS)
 
 
 def test_training_is_deterministic():
-    config = course_clip.CourseClipConfig(**TINY)
-    a, _, ha = course_clip.train_course_clip(config, progress=False)
-    b, _, hb = course_clip.train_course_clip(config, progress=False)
+    config = course_clip.Config(**TINY)
+    a, _, ha = course_clip.train(config, progress=False)
+    b, _, hb = course_clip.train(config, progress=False)
     assert ha.losses == hb.losses
     for (name, pa), (_, pb) in zip(a.vision_model.named_parameters(), b.vision_model.named_parameters()):
         assert torch.equal(pa, pb), name
@@ -72,9 +72,9 @@ def test_training_is_deterministic():
 
 def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
-    config = course_clip.CourseClipConfig(**TINY)
+    config = course_clip.Config(**TINY)
     first = course_clip.load(device="cpu", config=config, progress=False)
-    folder = mmcourse.models.checkpoints.checkpoint_dir(course_clip.NAME, config.version())
+    folder = mmcourse.models.course.checkpoints.checkpoint_dir(course_clip.NAME, config.version())
     weights = folder / "model.safetensors"
     assert weights.is_file() and json.loads((folder / "training.json").read_text())["config"]["steps"] == 3
     img = [s.image for s in shapes.make_scenes(2, seed=4)]
@@ -83,9 +83,9 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     damaged = weights.with_name("damaged.part")
     damaged.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     os.replace(damaged, weights)
-    assert not mmcourse.models.checkpoints.is_complete(folder)
+    assert not mmcourse.models.course.checkpoints.is_complete(folder)
     second = course_clip.load(device="cpu", config=config, progress=False)
-    assert mmcourse.models.checkpoints.is_complete(folder)
+    assert mmcourse.models.course.checkpoints.is_complete(folder)
     torch.testing.assert_close(second.embed_images(img), expected)  # same seed, same weights
     # the folder also loads through the generic loader (text_pooling="mean" picks the course class)
     again = mmcourse.load_model(str(folder), device="cpu")
@@ -93,6 +93,6 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_config_changes_change_the_cache_folder():
-    base = course_clip.CourseClipConfig()
-    assert base.version() == course_clip.CourseClipConfig().version()
+    base = course_clip.Config()
+    assert base.version() == course_clip.Config().version()
     assert dataclasses.replace(base, steps=base.steps + 1).version() != base.version()

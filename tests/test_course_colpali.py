@@ -4,10 +4,10 @@ import torch
 
 import mmcourse
 from mmcourse.data.documents import make_documents
-from mmcourse.models import course_colpali as cc
+from mmcourse.models.course import colpali as cc
 from mmcourse.retrieval import maxsim
 
-TINY = cc.CourseColPaliConfig(train_pages=16, queries_per_page=1, steps=2, batch_size=8)
+TINY = cc.Config(train_pages=16, queries_per_page=1, steps=2, batch_size=8)
 
 
 @pytest.fixture(scope="module")

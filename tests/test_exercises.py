@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from mmcourse.exercises import core
+from mmcourse.exercises import problem_kinds as core
 from mmcourse.exercises.notebook import NOTEBOOK_NAMES, build
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

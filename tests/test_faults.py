@@ -593,7 +593,7 @@ def test_non_sample_dtypes_are_rejected(bad, match):
 
 # =============================================================================== checkpoint cache
 
-from mmcourse.models import checkpoints  # noqa: E402
+from mmcourse.models.course import checkpoints  # noqa: E402
 
 
 @pytest.fixture
@@ -620,8 +620,8 @@ def test_malformed_checkpoint_manifest_is_corrupt_and_rebuilt(cache, monkeypatch
     (cache / "x").write_bytes(b"outside")  # what "../../x" points at, with a matching hash
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest))
     hashed = []
-    real = checkpoints._sha256
-    monkeypatch.setattr(checkpoints, "_sha256", lambda p: hashed.append(p) or real(p))
+    real = checkpoints.sha256_file
+    monkeypatch.setattr(checkpoints, "sha256_file", lambda p: hashed.append(p) or real(p))
     assert not checkpoints.is_complete(folder)
     assert all(folder in p.parents for p in hashed), hashed  # nothing outside the folder is read
     checkpoints.ensure_checkpoint("course/x", "v1", _build(calls))
@@ -653,7 +653,7 @@ def test_a_bad_device_fails_before_any_training(cache, device):
 
 
 def test_course_loaders_check_the_device_first(cache, monkeypatch):
-    from mmcourse.models import course_clap, course_clip, course_colpali
+    from mmcourse.models.course import clap as course_clap, clip as course_clip, colpali as course_colpali
 
     def never(*args, **kwargs):  # pragma: no cover - reached only if the device check came too late
         raise AssertionError("started building a checkpoint for a bad device")
@@ -723,7 +723,7 @@ def test_minilm_is_pinned_to_the_installed_version():
 
 
 def test_minilm_weights_are_verified(tmp_path):
-    from mmcourse.models import minilm
+    from mmcourse.models.hub import minilm
 
     path = minilm.minilm_path()  # the installed weights pass
     assert (path / "model.safetensors").stat().st_size == minilm.MINILM_WEIGHTS_BYTES

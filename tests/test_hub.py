@@ -8,7 +8,7 @@ import pytest
 
 import mmcourse
 from mmcourse.errors import WeightsUnavailableError
-from mmcourse.models import hub
+from mmcourse.models.hub import access as hub
 from mmcourse.testing.standins import snapshot_dir
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",

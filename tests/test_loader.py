@@ -13,7 +13,7 @@ from mmcourse.data.shapes import make_scenes
 from mmcourse.errors import MMCourseError, WeightsUnavailableError
 from mmcourse.models import zoo
 from mmcourse.models.embedder import check_texts, features_from_output, to_pil_images
-from mmcourse.models.minilm import minilm_path
+from mmcourse.models.hub.minilm import minilm_path
 
 TEXTS = ["a red circle", "a blue square on a plain background", "x"]
 ATOL = 1e-5

@@ -6,9 +6,9 @@ import torch
 
 import mmcourse
 from mmcourse.data.shapes import make_scenes
-from mmcourse.models import openclip_tiny as oc
-from mmcourse.models import siglip_tiny as st
-from mmcourse.probabilities import probability_table, sigmoid_probs, softmax_probs
+from mmcourse.models.experiments import openclip_tiny as oc
+from mmcourse.models.experiments import siglip_tiny as st
+from mmcourse.retrieval.readout import probability_table, sigmoid_probs, softmax_probs
 
 open_clip = pytest.importorskip("open_clip")
 

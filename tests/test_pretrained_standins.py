@@ -129,7 +129,7 @@ def test_colpali_parity_with_transformers(tiny_colpali, pictures):
     import transformers
     from transformers import AutoConfig
 
-    from mmcourse.models.hf_colpali import MODEL_CLASSES
+    from mmcourse.models.hub.hf_colpali import MODEL_CLASSES
 
     model_class, processor_class = (getattr(transformers, c)
                                     for c in MODEL_CLASSES[AutoConfig.from_pretrained(tiny_colpali).model_type])
@@ -162,7 +162,7 @@ def test_colpali_engine_ids_point_to_the_transformers_conversion():
 
 
 def test_colpali_warns_about_cpu_when_large(tiny_colpali, monkeypatch):
-    from mmcourse.models import hf_colpali
+    from mmcourse.models.hub import hf_colpali
 
     monkeypatch.setattr(hf_colpali, "CPU_WARN_PARAMETERS", 1000)  # pretend the tiny model is 3 B
     with pytest.warns(UserWarning, match="slow"):

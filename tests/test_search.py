@@ -329,7 +329,7 @@ def test_default_text_model_is_minilm():
 
 
 def test_ranked_id_metrics_hand_computed():
-    from mmcourse.search.corpus import ndcg_at_k_ids, recall_at_k_ids
+    from mmcourse.retrieval.metrics import ndcg_at_k_ids, recall_at_k_ids
 
     assert recall_at_k_ids(["a", "x", "b"], {"a", "b", "c", "d"}, 2) == 0.25
     assert ndcg_at_k_ids(["a", "b"], {"a", "b"}, 10) == pytest.approx(1.0)

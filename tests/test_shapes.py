@@ -88,7 +88,7 @@ def test_paraphrases_share_no_word_piece_with_training_captions():
     """'navy blue', 'lemon-yellow' or 'starburst' (star + ##burst) would leak a training word into a paraphrase."""
     from transformers import AutoTokenizer
 
-    from mmcourse.models.minilm import minilm_path
+    from mmcourse.models.hub.minilm import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     captions = [shapes.format_caption(t, c, s) for t in shapes.TEMPLATES for c, s in shapes.ALL_COMBOS]

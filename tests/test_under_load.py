@@ -70,7 +70,7 @@ def test_bad_thread_counts_are_rejected(bad):
 
 
 def test_the_course_sweep_trains_on_one_thread(two_threads, monkeypatch):
-    from mmcourse.models import tiny_dual
+    from mmcourse.models.experiments import tiny_dual
 
     seen = []
     real = tiny_dual.TinyDualEncoder.forward
@@ -154,7 +154,7 @@ def test_course_embedders_run_on_one_thread_and_restore_the_setting(two_threads)
 
 
 def test_minilm_sentences_run_on_one_thread(two_threads, monkeypatch):
-    from mmcourse.models import minilm
+    from mmcourse.models.hub import minilm
 
     seen = []
     _thread_recorder(minilm.load_sentence_transformer("cpu"), seen)

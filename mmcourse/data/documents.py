@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .shapes import COLORS
+from ..validate import integer, positive_int
 
 TOPICS: tuple[str, ...] = ("rainfall", "revenue", "traffic", "energy", "harvest", "tourism", "exports", "housing")
 BLOCK_KINDS: tuple[str, ...] = ("paragraph", "table", "bar", "line")
@@ -324,10 +325,8 @@ def make_documents(n_pages: int = 200, split: str = "train", seed: int = 0, size
     """
     if split not in _SPLIT_SEEDS:
         raise ValueError(f"split must be one of {sorted(_SPLIT_SEEDS)}, got {split!r}")
-    if not isinstance(n_pages, int) or n_pages <= 0:
-        raise ValueError(f"n_pages must be a positive integer, got {n_pages!r}")
-    if not isinstance(size, int) or size < 64:
-        raise ValueError(f"size must be an integer >= 64 pixels, got {size!r}")
+    positive_int(n_pages, "n_pages")
+    integer(size, "size", minimum=64, unit="pixels")
     bad = [k for k in query_kinds if k not in QUERY_KINDS]
     if bad or not query_kinds:
         raise ValueError(f"query_kinds must be a non-empty subset of {QUERY_KINDS}, got {query_kinds!r}")

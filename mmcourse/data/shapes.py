@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..validate import integer, positive_int
+
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (215, 35, 35),
     "green": (35, 160, 55),
@@ -168,10 +170,8 @@ def make_scenes(n: int, split: str = "train", seed: int = 0, size: int = 64, obj
     ``objects=2`` each scene holds two objects and a caption such as
     "a red circle left of a blue square"; the first object is always from the split.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+    positive_int(n, "n")
+    integer(size, "size", minimum=16, unit="pixels")
     if objects not in (1, 2):
         raise ValueError(f"objects must be 1 or 2, got {objects!r}")
     pool = combos(split)

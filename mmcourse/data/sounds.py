@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validate import integer, positive_int
+
+
 SAMPLING_RATE = 48_000  # Hz, CLAP's rate
 MIN_SECONDS, MAX_SECONDS = 1.0, 5.0  # clip durations are drawn uniformly in this range
 
@@ -146,8 +149,7 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def _check_rate(sampling_rate) -> None:
-    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or not 1000 <= sampling_rate <= 384_000:
-        raise ValueError(f"sampling_rate must be an integer number of Hz in [1000, 384000], got {sampling_rate!r}")
+    integer(sampling_rate, "sampling_rate", minimum=1000, maximum=384_000, unit="Hz")
 
 
 def combo_label(combo: Combo) -> str:
@@ -385,8 +387,7 @@ def make_sounds(n: int, split: str = "train", seed: int = 0, sampling_rate: int 
     Textures are included except in the ``"heldout"`` split (override with ``textures``).
     Deterministic: the same arguments give the same waveforms and captions.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int(n, "n")
     _check_rate(sampling_rate)
     lo, hi = (seconds, seconds) if isinstance(seconds, (int, float)) else tuple(seconds)
     if not (0 < lo <= hi <= 600):

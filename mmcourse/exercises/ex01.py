@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from ._cases import pick_dtype, randn, sizes
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 from .measured import MeasuredProblem, measure_attack, measure_templates, validate_attack, validate_templates
 
 TITLE = "01 · CLIP zero-shot: the shared space, prompts and retrieval"

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ._cases import pick_dtype, randn, sizes
-from .core import ChoiceProblem, FunctionProblem, NumericProblem, largest_allocation
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem, largest_allocation
 
 TITLE = "02 · Contrastive losses: InfoNCE and the sigmoid loss"
 SETUP = "import torch\nimport torch.nn.functional as F"

@@ -4,7 +4,7 @@ import math
 import torch
 
 from ._cases import pick_dtype, randn, sizes
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "03 · OpenCLIP and SigLIP: probabilities, padding, preprocessing"
 SETUP = "import torch"

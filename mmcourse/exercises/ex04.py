@@ -1,7 +1,7 @@
 """Exercises for notebook 04: CLAP and audio features."""
 import numpy as np
 
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "04 · CLAP: sound as features, an audio–text space"
 SETUP = "import numpy as np"

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from ._cases import pick_dtype, randn, sizes
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "05 · Binding: new modalities aligned through images"
 SETUP = "import torch\nimport torch.nn.functional as F"

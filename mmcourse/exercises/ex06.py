@@ -2,7 +2,7 @@
 import torch
 
 from ._cases import randn, sizes
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "06 · ColPali: MaxSim late interaction"
 SETUP = "import torch"

@@ -1,7 +1,7 @@
 """Exercises for notebook 07: hybrid search and fusion."""
 import numpy as np
 
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 
 TITLE = "07 · Hybrid search: fusing modalities correctly"
 SETUP = "import numpy as np"

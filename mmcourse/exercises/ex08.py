@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ._cases import pick_dtype
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 from .distributed import WORLD, run_two_ranks
 
 TITLE = "08 · Production and scale: distributed losses, sharded search, index memory"

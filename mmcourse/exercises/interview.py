@@ -9,7 +9,7 @@ runs them, with the same checkers as the topic exercises (one checker serves bot
 """
 from __future__ import annotations
 
-from .core import ChoiceProblem, FunctionProblem, NumericProblem
+from .problem_kinds import ChoiceProblem, FunctionProblem, NumericProblem
 from .rubric import SITTING, RubricProblem  # noqa: F401  (SITTING: the scores of this sitting)
 
 TITLE = "09 · Interview preparation"

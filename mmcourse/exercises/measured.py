@@ -145,7 +145,7 @@ def swap_test(n: int = 200, seed: int = 3) -> dict[str, float]:
 from dataclasses import dataclass  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
-from .core import CORRECT, INCORRECT, Problem, Result  # noqa: E402
+from .problem_kinds import CORRECT, INCORRECT, Problem, Result  # noqa: E402
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .core import ChoiceProblem
+from .problem_kinds import ChoiceProblem
 
 HOW_TO = (
     "Each question has a code cell to complete and a check cell. Run the check: ✅ means done, ❌ tells you what "
@@ -18,7 +18,7 @@ def build(topic: str, solved: bool = False):
 
     module = import_module(f"mmcourse.exercises.{topic}")
     cells = [v4.new_markdown_cell(f"# Exercises · {module.TITLE}\n\n{HOW_TO}"),
-             v4.new_code_cell(f"import math\n\nfrom mmcourse.exercises import {topic}\nfrom mmcourse.exercises.core import ____\n"
+             v4.new_code_cell(f"import math\n\nfrom mmcourse.exercises import {topic}\nfrom mmcourse.exercises.problem_kinds import ____\n"
                               + getattr(module, "SETUP", ""))]
     for i, problem in enumerate(module.PROBLEMS, start=1):
         name = f"q{i}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from .core import INCORRECT, NOT_ATTEMPTED, Problem, Result, _report
+from .problem_kinds import INCORRECT, NOT_ATTEMPTED, Problem, Result, _report
 
 KINDS = ("written", "coding", "design")
 

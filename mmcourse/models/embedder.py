@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..env import inference_threads
+from ..validate import positive_int
 
 __all__ = [
     "Embedder",
@@ -197,8 +198,7 @@ def batched(items: Sequence[Any], encode: Callable[[list[Any]], torch.Tensor], b
 
     ``progress=None`` shows a tqdm bar only for inputs of ``PROGRESS_MIN_ITEMS`` or more.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int(batch_size, "batch_size")
     from tqdm.auto import tqdm
 
     show = len(items) >= PROGRESS_MIN_ITEMS if progress is None else bool(progress)

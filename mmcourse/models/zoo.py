@@ -11,7 +11,7 @@ Names ``load_model`` understands:
   ``clap`` (``ClapModel``), ``colpali`` (``ColPaliForRetrieval``, e.g. ``"vidore/colpali-v1.3-hf"``)
   and ``colqwen2`` (``ColQwen2ForRetrieval``, e.g. ``"vidore/colqwen2-v1.0-hf"``) — transformers'
   own classes, no colpali-engine needed. The embedder's ``name`` is the name you passed.
-  Hub ids are resolved by :func:`mmcourse.models.hub.resolve_hub_weights`: a snapshot counts
+  Hub ids are resolved by :func:`mmcourse.models.hub.access.resolve_hub_weights`: a snapshot counts
   as cached only with its weights; without them and without a network (the probe honours
   ``HTTPS_PROXY`` and ``HF_ENDPOINT``) they fail within seconds with
   :class:`~mmcourse.errors.WeightsUnavailableError` (never hang);
@@ -43,9 +43,9 @@ __all__ = ["load_model", "list_models", "COURSE_MODELS", "HUB_MODELS"]
 
 # course checkpoint name -> module whose load(device=None) returns an Embedder
 COURSE_MODELS: dict[str, str] = {
-    "course/clip-shapes": "mmcourse.models.course_clip",
-    "course/clap-sounds": "mmcourse.models.course_clap",
-    "course/colpali-pages": "mmcourse.models.course_colpali",
+    "course/clip-shapes": "mmcourse.models.course.clip",
+    "course/clap-sounds": "mmcourse.models.course.clap",
+    "course/colpali-pages": "mmcourse.models.course.colpali",
 }
 # the hub checkpoints the notebooks use in the pretrained world (any other id works too)
 HUB_MODELS: tuple[str, ...] = (
@@ -58,12 +58,12 @@ HUB_MODELS: tuple[str, ...] = (
 )
 # transformers config.model_type -> (module, what it is)
 MODEL_TYPES: dict[str, str] = {
-    "clip": "mmcourse.models.hf_dual",
-    "siglip": "mmcourse.models.hf_dual",
-    "vision-text-dual-encoder": "mmcourse.models.hf_dual",
-    "clap": "mmcourse.models.hf_clap",
-    "colpali": "mmcourse.models.hf_colpali",
-    "colqwen2": "mmcourse.models.hf_colpali",
+    "clip": "mmcourse.models.hub.hf_dual",
+    "siglip": "mmcourse.models.hub.hf_dual",
+    "vision-text-dual-encoder": "mmcourse.models.hub.hf_dual",
+    "clap": "mmcourse.models.hub.hf_clap",
+    "colpali": "mmcourse.models.hub.hf_colpali",
+    "colqwen2": "mmcourse.models.hub.hf_colpali",
 }
 OPEN_CLIP_PREFIX = "open_clip:"
 
@@ -109,7 +109,14 @@ def _load_transformers(name: str, source: str, device, **kwargs) -> Embedder:
         from huggingface_hub import hf_hub_download
 
         config_path = pathlib.Path(hf_hub_download(source, "config.json"))
-    model_type = json.loads(config_path.read_text()).get("model_type")
+    config = json.loads(config_path.read_text())
+    model_type = config.get("model_type")
+    if config.get("text_pooling") == "mean" and os.path.isdir(source):  # a saved course dual encoder
+        if kwargs:
+            raise TypeError(f"{name!r} is a saved course dual encoder; it takes no loading options, "
+                            f"got {', '.join(sorted(kwargs))}")
+        course = _import_backend(COURSE_MODELS["course/clip-shapes"], name)
+        return course.load_folder(source, device=device, name=name)
     if model_type not in MODEL_TYPES:
         raise ValueError(f"{name!r}: transformers model_type {model_type!r} is not supported by load_model; "
                          f"supported: {', '.join(MODEL_TYPES)}")
@@ -147,14 +154,14 @@ def load_model(name: str, device: str | None = None, **kwargs) -> Embedder:
     if name.startswith("course/"):
         raise _unknown(name)
     if name.startswith(OPEN_CLIP_PREFIX):
-        from . import openclip_backend
+        from .hub import openclip_backend
 
         return openclip_backend.load(name[len(OPEN_CLIP_PREFIX):], device=device, **kwargs)
 
     local = os.path.expanduser(name)
     if os.path.isdir(local):
         if os.path.isfile(os.path.join(local, "open_clip_config.json")):
-            from . import openclip_backend
+            from .hub import openclip_backend
 
             return openclip_backend.load(f"local-dir:{local}", device=device, name=name, **kwargs)
         return _load_transformers(name, local, device, **kwargs)
@@ -166,7 +173,7 @@ def load_model(name: str, device: str | None = None, **kwargs) -> Embedder:
             f"mmcourse.load_model({converted!r}), e.g. 'vidore/colpali-v1.3-hf' (ColPaliForRetrieval) or "
             f"'vidore/colqwen2-v1.0-hf' (ColQwen2ForRetrieval).")
     if _looks_like_hub_id(name):
-        from .hub import resolve_hub_weights
+        from .hub.access import resolve_hub_weights
 
         source = resolve_hub_weights(name)  # cached folder, or the id when online; raises offline within seconds
         return _load_transformers(name, source, device, **kwargs)

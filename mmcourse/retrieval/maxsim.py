@@ -42,6 +42,8 @@ from typing import Sequence, Union
 
 import torch
 
+from ..validate import positive_int
+
 __all__ = ["maxsim", "maxsim_naive", "pad_multivectors", "pool_tokens", "multivector_bytes"]
 
 MultiVectors = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -49,6 +51,14 @@ MultiVectors = Union[torch.Tensor, Sequence[torch.Tensor]]
 _CPU_CHUNK_BYTES = 2 * 2**20  # similarities alive at once per CPU worker: 2 MiB, stays in the cache
 _GPU_CHUNK_BYTES = 16 * 2**20  # on a GPU: bigger blocks, fewer kernel launches
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+class PackedPages:
+    """Pages prepared once for scoring (e.g. :class:`~mmcourse.retrieval.MaxSimIndex`): :func:`maxsim`
+    hands such ``documents`` to their own ``scores(queries, query_mask=...)``."""
+
+    def scores(self, queries, *, query_mask=None) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
 def _as_list(vectors: MultiVectors, mask: torch.Tensor | None, what: str) -> list[torch.Tensor]:
@@ -154,9 +164,7 @@ def maxsim(
     once): then its :meth:`~mmcourse.retrieval.MaxSimIndex.scores` answers, the fast path
     for one or a few queries against a fixed corpus (no gradients).
     """
-    from .packed_maxsim import MaxSimIndex
-
-    if isinstance(documents, MaxSimIndex):
+    if isinstance(documents, PackedPages):
         if document_mask is not None:
             raise ValueError("document_mask: a MaxSimIndex holds unpadded pages already; pass no mask with it")
         return documents.scores(queries, query_mask=query_mask)
@@ -341,8 +349,7 @@ def pool_tokens(vectors: torch.Tensor, pool_factor: int = 2) -> torch.Tensor:
     import numpy as np
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    if not isinstance(pool_factor, int) or isinstance(pool_factor, bool) or pool_factor < 1:
-        raise ValueError(f"pool_factor must be a positive integer, got {pool_factor!r}")
+    pool_factor = positive_int(pool_factor, "pool_factor")
     if not isinstance(vectors, torch.Tensor) or vectors.dim() != 2 or vectors.shape[0] == 0:
         raise ValueError(f"expected a non-empty (T, D) tensor, got "
                          f"{tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__}")

@@ -18,6 +18,10 @@ Input forms (the same for all three):
 Every query needs at least one relevant candidate (otherwise ``ValueError`` naming it).
 Each function returns the mean over queries as a float, or with ``per_query=True`` a
 numpy array ``(Q,)``.
+
+Id-list form, for one query whose results are already ranked (a search engine's hits):
+:func:`recall_at_k_ids` and :func:`ndcg_at_k_ids` take the ranked ids and the set of
+relevant ids (binary relevance; the same discounts as :func:`ndcg_at_k`).
 """
 from __future__ import annotations
 
@@ -25,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["recall_at_k", "hit_at_k_chance", "ndcg_at_k", "mean_average_precision", "relevance_matrix"]
+from ..validate import is_int, positive_int
+
+__all__ = ["recall_at_k", "hit_at_k_chance", "ndcg_at_k", "mean_average_precision", "relevance_matrix",
+           "recall_at_k_ids", "ndcg_at_k_ids"]
 
 
 def _scores(scores: Any) -> np.ndarray:
@@ -68,7 +75,7 @@ def relevance_matrix(relevance: Any, shape: tuple[int, int]) -> np.ndarray:
         for i, r in enumerate(items):
             cols = [r] if isinstance(r, (int, np.integer)) else list(r)
             for c in cols:
-                if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < n:
+                if not is_int(c) or not 0 <= c < n:
                     raise ValueError(f"query {i}: relevant index {c!r} is not a column index in [0, {n})")
                 rel[i, int(c)] = 1.0
     empty = np.flatnonzero((rel > 0).sum(1) == 0)
@@ -83,9 +90,7 @@ def _ranked(scores: np.ndarray) -> np.ndarray:
 
 
 def _check_k(k: Any, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return min(int(k), n)
+    return min(positive_int(k, "k"), n)
 
 
 def _reduce(values: np.ndarray, per_query: bool):
@@ -130,11 +135,29 @@ def ndcg_at_k(scores, relevance, k: int, per_query: bool = False):
     s = _scores(scores)
     rel = relevance_matrix(relevance, s.shape)
     k = _check_k(k, s.shape[1])
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))  # (k,)
     gains = np.take_along_axis(rel, _ranked(s)[:, :k], axis=1)  # (Q, k)
     ideal = -np.sort(-rel, axis=1)[:, :k]  # (Q, k)
-    values = (gains * discounts).sum(1) / (ideal * discounts).sum(1)
-    return _reduce(values, per_query)
+    return _reduce(_dcg(gains) / _dcg(ideal), per_query)
+
+
+def _dcg(gains: np.ndarray) -> np.ndarray:
+    """``Σ_i gains[..., i] / log2(i + 2)`` over the last axis (rank 1 first)."""
+    return (gains / np.log2(np.arange(2, gains.shape[-1] + 2))).sum(-1)
+
+
+def recall_at_k_ids(ranked: list, relevant: set, k: int) -> float:
+    """Share of the ``relevant`` ids found in the first ``k`` of ``ranked`` (0.0 when nothing is relevant)."""
+    k = _check_k(k, max(len(ranked), 1))
+    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
+
+
+def ndcg_at_k_ids(ranked: list, relevant: set, k: int) -> float:
+    """Binary-relevance nDCG@k of one ranked id list (0.0 when nothing is relevant)."""
+    k_ideal = min(_check_k(k, max(len(relevant), 1)), len(relevant))
+    if not k_ideal:
+        return 0.0
+    gains = np.array([doc in relevant for doc in ranked[:k]], dtype=float)  # (<= k,)
+    return float(_dcg(gains) / _dcg(np.ones(k_ideal)))
 
 
 def mean_average_precision(scores, relevance, k: int | None = None, per_query: bool = False):

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import torch
 
-from .maxsim import MultiVectors, _as_list, _blocks, _buffer, _check, _run_chunks
+from ..validate import positive_int
+from .maxsim import MultiVectors, PackedPages, _as_list, _blocks, _buffer, _check, _run_chunks
 
 __all__ = ["MaxSimIndex"]
 
@@ -47,7 +48,7 @@ _UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float16: 2.0**-11, torch.bfloat
 _SIMS_BYTES = 2 * 2**20  # similarities alive at once per worker (query tokens are sliced to stay within it)
 
 
-class MaxSimIndex:
+class MaxSimIndex(PackedPages):
     """Pages packed once for fast late-interaction scoring (see the module docstring).
 
     ``documents``: a list of ``(T_i, D)`` tensors, or a padded ``(N, T, D)`` tensor with
@@ -64,8 +65,7 @@ class MaxSimIndex:
                  dtype: torch.dtype = torch.float32, block_rows: int = 4096):
         if dtype not in _STORAGE_DTYPES:
             raise TypeError(f"dtype (the storage dtype) must be one of float32, float16, bfloat16; got {dtype}")
-        if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
-            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
+        block_rows = positive_int(block_rows, "block_rows")
         docs = _as_list(documents, document_mask, "documents")
         self.dim = _check([docs[0]], docs)  # (dims and dtypes of every page)
         lengths = [int(d.shape[0]) for d in docs]

@@ -17,7 +17,7 @@ user waits for; a server answers many users by running such searches side by sid
 - :func:`compare_indexes` — build each once, optionally sweep its search knob, measure;
 - :func:`flat_ms_per_query` / :func:`flat_size_within_budget` — where exact search stops
   fitting a latency budget (measured at a few sizes, extrapolated linearly);
-- :func:`format_table`, :func:`plot_recall_latency`, :func:`shard_plan`.
+- :func:`format_table`, :func:`shard_plan` (the plot is :func:`mmcourse.viz.plot_recall_latency`).
 """
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..validate import positive_int
+
 __all__ = [
     "THREADS", "BATCH", "IndexSpec", "IndexResult", "single_threaded_faiss", "faiss_threads",
     "synthetic_embeddings", "default_specs", "build_index", "recall_at_k_vs_exact", "time_search",
     "benchmark_index", "compare_indexes", "flat_ms_per_query", "flat_size_within_budget", "format_table",
-    "plot_recall_latency", "shard_plan",
+    "shard_plan",
 ]
 
 THREADS = 1  # FAISS threads while building and searching
@@ -46,7 +48,7 @@ def faiss_threads(threads: int = THREADS):
 
     from ..env import thread_setting
 
-    _check_positive_int("threads", threads)
+    positive_int(threads, "threads")
     with thread_setting(faiss.omp_get_max_threads, faiss.omp_set_num_threads, threads):
         yield
 
@@ -98,7 +100,7 @@ def synthetic_embeddings(n: int, dim: int = 64, *, n_queries: int = 1000, cluste
     worst case for every approximate index, and unlike anything a model produces.
     """
     for name, value in (("n", n), ("dim", dim), ("n_queries", n_queries), ("clusters", clusters)):
-        _check_positive_int(name, value)
+        positive_int(value, name)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)  # (C, D), norm ≈ √D
     which = rng.integers(clusters, size=n + n_queries)  # (N + Q,)
@@ -120,7 +122,7 @@ def default_specs(n: int) -> list[IndexSpec]:
       FAISS asks for ≥ 39 points per centroid (PQ: 256 centroids per sub-quantiser), and
       k-means on all 100k would dominate the build.
     """
-    _check_positive_int("n", n)
+    positive_int(n, "n")
     nlist = 1 << max(4, round(math.log2(math.sqrt(n))))  # power of two near √n
     train, train_pq = min(n, max(40 * nlist, 20_000)), min(n, max(40 * nlist, 10_000))
     return [
@@ -158,31 +160,18 @@ def build_index(spec: IndexSpec, database: np.ndarray):
 
 
 def recall_at_k_vs_exact(found: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
-    """Mean fraction of the exact top-``k`` ids that the approximate search returned.
-
-    Computed by :func:`mmcourse.retrieval.metrics.recall_at_k` on a small per-query
-    candidate table: the ``k`` returned ids in their order, then the exact ids the search
-    missed (ranked below them); the relevant candidates are the exact top-``k``.
-    """
-    from mmcourse.retrieval.metrics import recall_at_k
+    """Mean fraction of the exact top-``k`` ids that the approximate search returned
+    (:func:`mmcourse.retrieval.metrics.recall_at_k_ids` per query: the exact top-``k`` are the relevant ids)."""
+    from mmcourse.retrieval.metrics import recall_at_k_ids
 
     found, exact = np.asarray(found), np.asarray(exact)
     if found.ndim != 2 or exact.ndim != 2 or found.shape[0] != exact.shape[0]:
         raise ValueError(f"found and exact must be (Q, k) id arrays for the same queries, "
                          f"got shapes {found.shape} and {exact.shape}")
-    _check_positive_int("k", k)
+    positive_int(k, "k")
     if found.shape[1] < k or exact.shape[1] < k:
         raise ValueError(f"need at least k={k} ids per query, got {found.shape[1]} found and {exact.shape[1]} exact")
-    n_queries = found.shape[0]
-    relevant = np.zeros((n_queries, 2 * k), dtype=bool)  # (Q, 2k)
-    for q in range(n_queries):
-        truth = set(exact[q, :k].tolist())
-        returned = found[q, :k].tolist()
-        relevant[q, :k] = [i in truth for i in returned]
-        missed = len(truth - set(returned))
-        relevant[q, k:k + missed] = True
-    scores = np.tile(-np.arange(2 * k, dtype=float), (n_queries, 1))  # (Q, 2k): returned ids first
-    return float(recall_at_k(scores, relevant, k))
+    return float(np.mean([recall_at_k_ids(f[:k].tolist(), set(e[:k].tolist()), k) for f, e in zip(found, exact)]))
 
 
 def time_search(index, queries: np.ndarray, k: int = 10, batch: int = BATCH, timed: int | None = None
@@ -192,7 +181,7 @@ def time_search(index, queries: np.ndarray, k: int = 10, batch: int = BATCH, tim
     ``timed`` limits how many calls are timed (all by default); every query is searched, so the
     ids serve the recall. One warm-up call first (allocations, lazy tables).
     """
-    _check_positive_int("batch", batch)
+    positive_int(batch, "batch")
     queries = _as_float32(queries, "queries")
     index.search(queries[:batch], k)  # warm-up
     ids, times = [], []
@@ -298,28 +287,6 @@ def format_table(results: list[IndexResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_recall_latency(results: list[IndexResult], ax=None):
-    """Recall@10 against ms per query (log scale): one line per index, labelled by its search setting."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.gca()
-    for name in dict.fromkeys(r.name for r in results):
-        rows = [r for r in results if r.name == name]
-        rows.sort(key=lambda r: r.ms_per_query)
-        ax.plot([r.ms_per_query for r in rows], [r.recall_at_10 for r in rows], "*" if len(rows) == 1 else "o-",
-                ms=10 if len(rows) == 1 else 5, label=f"{name} ({rows[0].bytes_per_vector:.0f} B/vector)")
-        for r in rows if len(rows) > 1 else []:
-            ax.annotate(r.search_params.split("=")[-1], (r.ms_per_query, r.recall_at_10), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
-    first = results[0]
-    ax.set_xscale("log")
-    ax.set_xlabel(f"ms per query (log; {first.threads} FAISS thread(s), {first.batch} query per call)")
-    ax.set_ylabel("recall@10 vs exact")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
-    return ax
-
-
 def shard_plan(results: list[IndexResult], n_vectors: float, ram_per_machine_gb: float = 64.0,
                usable_fraction: float = 0.7) -> list[dict]:
     """On paper: RAM each index needs for ``n_vectors`` and the shards that implies.
@@ -338,11 +305,6 @@ def shard_plan(results: list[IndexResult], n_vectors: float, ram_per_machine_gb:
         rows.append({"index": r.name, "bytes_per_vector": r.bytes_per_vector,
                      "total_gb": total_gb, "machines": shards})
     return rows
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _as_float32(x: np.ndarray, name: str) -> np.ndarray:

@@ -32,6 +32,7 @@ import torch
 
 from ..env import inference_threads
 from ..errors import MMCourseError
+from ..validate import integer, positive_int
 
 __all__ = [
     "PipelineConfig", "PipelineResult", "SceneImages", "ImageFiles", "image_to_tensor",
@@ -58,11 +59,8 @@ class PipelineConfig:
 
     def __post_init__(self):
         for name in ("batch_size", "prefetch_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
+            positive_int(getattr(self, name), name)
+        integer(self.num_workers, "num_workers", minimum=0)
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
         if self.store_dtype not in _STORE_DTYPES:
@@ -103,8 +101,7 @@ class SceneImages(torch.utils.data.Dataset):
     """
 
     def __init__(self, n: int, seed: int = 0, size: int = 64, transform: Callable | None = image_to_tensor):
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        positive_int(n, "n")
         self.n, self.seed, self.size, self.transform = n, seed, size, transform
 
     def __len__(self) -> int:
@@ -364,9 +361,7 @@ def embed_dataset(
     path = pathlib.Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"path must end in .npy (a numpy file opened as a memmap), got {str(path)!r}")
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
-                                    or max_batches <= 0):
-        raise ValueError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+    positive_int(max_batches, "max_batches", optional=True)
     rows = len(dataset)
     if rows == 0:
         raise ValueError("the dataset is empty: nothing to embed")

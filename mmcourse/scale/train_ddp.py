@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..validate import positive_int
+
 __all__ = ["DDPConfig", "VARIANTS", "variant_config", "main", "run", "launch", "run_single", "load_grad0",
            "free_port", "saved_bytes"]
 
@@ -63,8 +65,7 @@ class DDPConfig:
                              "the SigLIP ring exchange always sends gradients back")
         for name in ("steps", "local_batch", "world_size", "train_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(value, name)
         if self.world_size * self.local_batch > self.train_size:
             raise ValueError(f"global batch {self.world_size}×{self.local_batch} exceeds train_size {self.train_size}")
 
@@ -124,7 +125,7 @@ def _train_one(config: DDPConfig, data, rank: int, world: int, device, distribut
     import torch.distributed as dist
 
     from ..env import set_seed
-    from ..models.tiny_dual import TinyDualConfig, TinyDualEncoder, scene_batches
+    from ..models.experiments.tiny_dual import TinyDualConfig, TinyDualEncoder, scene_batches
     from ..training import train, unpack_outputs
 
     global_batches = scene_batches(data, config.global_batch, seed=config.seed)
@@ -184,7 +185,7 @@ def run(config: DDPConfig, out: str | os.PathLike, single_process: bool = False,
     """
     import torch.distributed as dist
 
-    from ..models.tiny_dual import make_scene_data
+    from ..models.experiments.tiny_dual import make_scene_data
 
     distributed = not single_process
     if distributed:

@@ -11,7 +11,7 @@ The index-choice benchmark (flat / IVF / HNSW / IVF-PQ) is :mod:`mmcourse.scale.
 """
 from .index import *  # noqa: F401,F403  MultimodalIndex, Document, SearchHit, IndexConfig, ...
 from .index import __all__ as _index_all
-from .seed import SeedMultimodalSearchIndex
+from .seed_lesson import SeedMultimodalSearchIndex
 from .corpus import LabelledQuery, embed_queries, evaluate_search, mixed_corpus
 
 __all__ = list(_index_all) + ["SeedMultimodalSearchIndex", "LabelledQuery", "embed_queries", "evaluate_search",

@@ -17,14 +17,14 @@ uncaptioned pictures and a listing). Fusion's benefit and its failure modes are 
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
+from ..retrieval.metrics import ndcg_at_k_ids, recall_at_k_ids
 from .index import Document
 
-__all__ = ["LabelledQuery", "mixed_corpus", "query_kind_corpus", "QUERY_KINDS", "PHOTO_QUERIES", "NOTE_TEMPLATES", "LISTING_TEMPLATES", "recall_at_k_ids",
-           "ndcg_at_k_ids", "embed_queries", "evaluate_search"]
+__all__ = ["LabelledQuery", "mixed_corpus", "query_kind_corpus", "QUERY_KINDS", "PHOTO_QUERIES", "NOTE_TEMPLATES", "LISTING_TEMPLATES", "embed_queries",
+           "evaluate_search"]
 
 # Notes written like a shop inventory: they name the item but describe no picture.
 NOTE_TEMPLATES: tuple[str, ...] = (
@@ -182,18 +182,6 @@ def query_kind_corpus(per_kind: int = 8, per_label: int = 3, seed: int = 0, size
     queries = [LabelledQuery(f"a {label}", relevant[label], kind_of[label]) for label in all_labels]
     rng.shuffle(docs)
     return docs, queries
-
-
-def recall_at_k_ids(ranked: list, relevant: set, k: int) -> float:
-    """Share of the relevant ids found in the first ``k`` results."""
-    return len(set(ranked[:k]) & relevant) / len(relevant) if relevant else 0.0
-
-
-def ndcg_at_k_ids(ranked: list, relevant: set, k: int) -> float:
-    """Binary-relevance nDCG@k: ``sum 1/log2(rank + 1)`` over hits, divided by its ideal value."""
-    dcg = sum(1 / math.log2(r + 2) for r, doc in enumerate(ranked[:k]) if doc in relevant)
-    ideal = sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
-    return dcg / ideal if ideal else 0.0
 
 
 def embed_queries(index, queries: list[LabelledQuery]) -> list[dict]:

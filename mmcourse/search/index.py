@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import math
 import os
@@ -33,7 +32,9 @@ from typing import Any, Hashable, Iterable, Mapping, NamedTuple
 import numpy as np
 
 from mmcourse.errors import MMCourseError
+from mmcourse.integrity import file_entry, is_file_entry, sha256_bytes
 from mmcourse.retrieval.fusion import reciprocal_rank_fusion, weighted_fusion
+from mmcourse.validate import positive_int
 
 __all__ = [
     "MODALITIES", "INDEX_TYPES", "FUSIONS", "MISSING", "Document", "SearchHit", "IndexConfig",
@@ -98,7 +99,7 @@ class MiniLMTextEmbedder:
         self.device = device
 
     def embed_texts(self, texts):
-        from mmcourse.models.minilm import embed_sentences
+        from mmcourse.models.hub.minilm import embed_sentences
 
         return embed_sentences(list(texts), device=self.device)  # (N, 384)
 
@@ -119,15 +120,6 @@ def _as_matrix(vectors, n: int, what: str) -> np.ndarray:
         raise ValueError(f"{what}: row {int(np.argmin(norms))} is a zero vector, which has no direction; "
                          "leave the modality out instead of storing a placeholder")
     return np.ascontiguousarray(array / norms[:, None], dtype=np.float32)  # (n, D), unit rows
-
-
-def _positive_int(value, name: str, optional: bool = False):
-    """``value`` as a Python int >= 1 (numpy integers welcome); ``None`` passes when optional."""
-    if value is None and optional:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1{' or None' if optional else ''}, got {value!r}")
-    return int(value)
 
 
 def _check_id(doc_id) -> Hashable:
@@ -438,7 +430,7 @@ class MultimodalIndex:
             raise ValueError("a query needs text, an image, or both; got neither")
         if text is not None and not isinstance(text, str):
             raise TypeError(f"text query must be a str, got {type(text).__name__}")
-        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
+        k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates", optional=True)
         self._check_not_empty()
         weights = self._check_weights(weights)
         queries = {}
@@ -460,7 +452,7 @@ class MultimodalIndex:
                        weights: float | Mapping[str, float] | None = None,
                        candidates: int | None = None, missing: str = "zero") -> list[SearchHit]:
         """Search with precomputed query vectors, ``{"text": (D_t,), "image": (D_i,)}`` (either or both)."""
-        k, candidates = _positive_int(k, "k"), _positive_int(candidates, "candidates", optional=True)
+        k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates", optional=True)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
         if missing not in MISSING:
@@ -600,7 +592,7 @@ class MultimodalIndex:
                 data = file.read_bytes()
             except OSError as err:
                 raise IndexFileError(f"{file} could not be read ({err})") from err
-            if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+            if sha256_bytes(data) != expected["sha256"]:
                 raise IndexFileError(f"{file} is corrupt: its checksum does not match the one saved in "
                                      f"{MANIFEST}; rebuild the index or restore the file")
             try:
@@ -647,13 +639,10 @@ def _write_faiss(index, path: pathlib.Path) -> dict:
     import faiss
 
     faiss.write_index(index, str(path))
-    digest = hashlib.sha256()
     with open(path, "rb+") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
         os.fsync(handle.fileno())
     _after_write(path)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return file_entry(path)
 
 
 def _after_write(path: pathlib.Path) -> None:
@@ -790,9 +779,7 @@ def _check_manifest(manifest, where):
             entry, d = files[modality], dims[modality]
             if not (is_int(d) and 1 <= d <= 65536):
                 raise bad(f"dims[{modality!r}] must be an int in [1, 65536], got {d!r}")
-            if not (isinstance(entry, dict) and set(entry) == {"bytes", "sha256"} and is_int(entry["bytes"])
-                    and entry["bytes"] >= 0 and isinstance(entry["sha256"], str)
-                    and len(entry["sha256"]) == 64 and all(c in "0123456789abcdef" for c in entry["sha256"])):
+            if not is_file_entry(entry):
                 raise bad(f"files[{modality!r}] must be {{'bytes': int, 'sha256': 64 hex digits}}")
     if len(covered) != len(ids):
         raise bad("a document is stored in no modality")

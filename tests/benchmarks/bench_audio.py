@@ -22,7 +22,7 @@ N = 48  # clips of 3 s at 48 kHz
 def bench_audio_clips_per_second():
     from transformers import ClapFeatureExtractor
 
-    from mmcourse.models import course_clap as C
+    from mmcourse.models.course import clap as C
 
     clips = [s.waveform for s in S.make_sounds(N, "all", seed=0, seconds=3.0)]
     fe = ClapFeatureExtractor()  # fusion mode, HTK filters: the defaults of A.CLAP_MEL

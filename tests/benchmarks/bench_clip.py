@@ -37,7 +37,7 @@ def bench_course_clip_cached_load_seconds():
     mmcourse.load_model("course/clip-shapes", device="cpu")  # make sure the cache is built
     from transformers import AutoConfig
 
-    from mmcourse.models.minilm import minilm_path
+    from mmcourse.models.hub.minilm import minilm_path
 
     load_s = best_of(lambda: mmcourse.load_model("course/clip-shapes", device="cpu"), repeats=2)
     minilm_s = best_of(lambda: AutoConfig.from_pretrained(str(minilm_path())) and

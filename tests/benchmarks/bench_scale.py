@@ -16,7 +16,7 @@ from mmcourse.scale import indexes, pipeline
 
 
 def test_pipeline_throughput_vs_plain_loop(tmp_path):
-    from mmcourse.models.tiny_dual import TinyDualEncoder
+    from mmcourse.models.experiments.tiny_dual import TinyDualEncoder
 
     images = pipeline.SceneImages(4096, seed=0, size=32)
     torch.manual_seed(0)

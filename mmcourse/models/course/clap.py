@@ -12,11 +12,10 @@ shrinks it so it trains on a laptop CPU in well under a minute:
   combinations never seen), loss :func:`mmcourse.losses.clip_loss`, loop :func:`mmcourse.train`.
 
 The checkpoint is built on first use and cached by
-:func:`mmcourse.models.checkpoints.load_course_checkpoint`.
+:func:`mmcourse.models.course.checkpoints.load_course_checkpoint`.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 from dataclasses import asdict, dataclass, field
 
@@ -25,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import audio as A
-from ..data import sounds as S
-from . import minilm
-from .embedder import Embedder, in_thread_scope
+from ... import audio as A
+from ...data import sounds as S
+from ..embedder import Embedder, in_thread_scope
+from ..hub import minilm
 
 NAME = "course/clap-sounds"
 VERSION = "v2"  # bump when the architecture, data or training changes
@@ -67,6 +66,20 @@ class TrainConfig:
     init_logit_scale: float = 20.0  # learnable multiplier of the cosine similarities
     ensemble_targets: bool = False  # text target: a random template's caption (False) or the mean over templates
     seed: int = 0
+
+
+@dataclass
+class Config:
+    """Everything that determines the checkpoint: the tower's shape and its training."""
+
+    tower: TowerConfig = field(default_factory=TowerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def version(self) -> str:
+        """Cache key: the default recipe is ``VERSION``; any other recipe gets its own folder."""
+        from .checkpoints import config_digest
+
+        return VERSION if self == Config() else f"{VERSION}-{config_digest(self)}"
 
 
 class AudioTower(nn.Module):
@@ -148,12 +161,13 @@ def _training_set(cfg: TrainConfig, mel: A.MelConfig, progress: bool):
     return feats, torch.tensor(ids), text
 
 
-def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = TowerConfig(),
-                progress: bool = True) -> tuple[ClapSoundsModel, "object"]:
+def train(config: Config | None = None, progress: bool = True, device: str = "cpu") -> tuple[ClapSoundsModel, "object"]:
     """Train a fresh model; returns ``(model, History)``."""
-    from ..losses import clip_loss
-    from ..training import train
+    from ... import training
+    from ...losses import clip_loss
 
+    config = config or Config()
+    cfg, tower_cfg = config.train, config.tower
     torch.manual_seed(cfg.seed)
     mel = A.MelConfig(**tower_cfg.mel)
     feats, ids, text = _training_set(cfg, mel, progress)  # (N, M, T), (N,), (L, T, 384)
@@ -174,10 +188,10 @@ def train_model(cfg: TrainConfig = TrainConfig(), tower_cfg: TowerConfig = Tower
         return mels, text[labels, templates]  # (B, M, T), (B, 384)
 
     model = ClapSoundsModel(AudioTower(tower_cfg), cfg.init_logit_scale)
-    history = train(model, batches, clip_loss, steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, schedule="cosine",
-                    weight_decay=cfg.weight_decay, device="cpu", seed=cfg.seed, progress=progress,
-                    desc=f"training {NAME}")
-    return model, history
+    history = training.train(model, batches, clip_loss, steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup,
+                             schedule="cosine", weight_decay=cfg.weight_decay, device=device, seed=cfg.seed,
+                             progress=progress, desc=f"training {NAME}")
+    return model.cpu(), history
 
 
 # --------------------------------------------------------------------------- the embedder
@@ -217,31 +231,35 @@ class CourseClapEmbedder(Embedder):
 
 # --------------------------------------------------------------------------- checkpoint
 
-def _build(folder: pathlib.Path, progress: bool = True) -> None:
-    from safetensors.torch import save_file
+def build(folder: pathlib.Path, config: Config | None = None, progress: bool = True) -> None:
+    """Train and save ``model.safetensors`` + ``config.json`` into ``folder``."""
+    from .checkpoints import save_state
 
-    model, history = train_model(progress=progress)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(
-        {"name": NAME, "version": VERSION, "tower": asdict(TowerConfig()), "train": asdict(TrainConfig()),
-         "final_loss": history.final_loss, "train_seconds": history.seconds}, indent=1))
+    config = config or Config()
+    model, history = train(config, progress=progress)
+    save_state(folder, model, {"name": NAME, "version": config.version(), "tower": asdict(config.tower),
+                               "train": asdict(config.train), "final_loss": history.final_loss,
+                               "train_seconds": history.seconds})
 
 
-def _load(folder: pathlib.Path) -> ClapSoundsModel:
-    from safetensors.torch import load_file
+def load_folder(folder: pathlib.Path, device: str | None = None, name: str = NAME) -> CourseClapEmbedder:
+    """A saved ``course/clap-sounds`` folder as an Embedder."""
+    from ...env import resolve_device
+    from .checkpoints import load_state
 
-    cfg = json.loads((folder / "config.json").read_text())
+    cfg, state = load_state(folder)
     tower_cfg = TowerConfig(**{**cfg["tower"], "channels": tuple(cfg["tower"]["channels"])})
     model = ClapSoundsModel(AudioTower(tower_cfg))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    return model.eval()
+    model.load_state_dict(state)
+    return CourseClapEmbedder(model.eval(), resolve_device(device), name=name)
 
 
-def load(device: str | None = None) -> CourseClapEmbedder:
+def load(device: str | None = None, config: Config | None = None, progress: bool = True) -> CourseClapEmbedder:
     """The ``course/clap-sounds`` embedder, training and caching it on first use (≈ 30 s)."""
-    from ..env import resolve_device
+    from ...env import resolve_device
     from .checkpoints import load_course_checkpoint
 
     device = resolve_device(device)  # a bad device string fails now, not after training
-    model = load_course_checkpoint(NAME, VERSION, _build, _load)
-    return CourseClapEmbedder(model, device)
+    config = config or Config()
+    return load_course_checkpoint(NAME, config.version(), lambda folder: build(folder, config, progress),
+                                  lambda folder: load_folder(folder, device))

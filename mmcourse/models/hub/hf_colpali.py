@@ -31,8 +31,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from ..retrieval.maxsim import maxsim
-from .embedder import Embedder, check_texts, to_pil_images, in_thread_scope
+from ...retrieval.maxsim import maxsim
+from ..embedder import Embedder, check_texts, in_thread_scope, to_pil_images
 
 __all__ = ["load", "HubColPaliEmbedder", "MODEL_CLASSES", "CPU_WARN_PARAMETERS"]
 
@@ -122,8 +122,8 @@ def load(path_or_id: str = "vidore/colpali-v1.3-hf", device: str | None = None, 
     import transformers
     from transformers import AutoConfig
 
-    from ..env import get_device
-    from .hub import resolve_hub_weights
+    from ...env import get_device
+    from .access import resolve_hub_weights
 
     device = str(device or get_device())
     source = resolve_hub_weights(str(path_or_id))  # offline without cached weights: an error within seconds

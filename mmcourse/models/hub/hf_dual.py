@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .embedder import Embedder, features_from_output
+from ..embedder import Embedder, features_from_output
 
 __all__ = ["HFDualEncoder", "load", "MODEL_CLASSES"]
 
@@ -74,18 +74,15 @@ def load(path_or_id: str, device: str | None = None, name: str | None = None, **
     import transformers
     from transformers import AutoConfig, AutoProcessor
 
-    from ..env import get_device
+    from ...env import get_device
 
     config = AutoConfig.from_pretrained(path_or_id)
     if config.model_type not in MODEL_CLASSES:
         raise ValueError(f"{path_or_id!r} is a {config.model_type!r} model; this backend loads "
                          f"{', '.join(MODEL_CLASSES)}")
     model_class = getattr(transformers, MODEL_CLASSES[config.model_type])
-    course = getattr(config, "text_pooling", None) == "mean"  # a course dual encoder (mean-pooled text)
-    if course:
-        from .course_clip import CourseDualEncoder as model_class
     model = model_class.from_pretrained(path_or_id, **kwargs)
     processor = AutoProcessor.from_pretrained(path_or_id)
     embedder = HFDualEncoder(name or str(path_or_id), model, processor, device or get_device())
-    embedder.mixed_precision = not course  # course checkpoints stay exact float32 everywhere
+    embedder.mixed_precision = True  # hub checkpoints: bf16 autocast on a GPU / MPS (course ones stay float32)
     return embedder

@@ -17,7 +17,6 @@ under ``mmcourse.cache_dir()`` and loaded in about a second.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..retrieval.maxsim import maxsim
-from .embedder import Embedder, batched, check_texts, to_pil_images, in_thread_scope
+from ...retrieval.maxsim import maxsim
+from ..embedder import Embedder, batched, check_texts, in_thread_scope, to_pil_images
 
-__all__ = ["CourseColPaliConfig", "PageTower", "CourseColPali", "ColPaliEmbedder", "load", "build",
+__all__ = ["Config", "PageTower", "CourseColPali", "ColPaliEmbedder", "train", "build", "load_folder", "load",
            "NAME", "VERSION"]
 
 NAME = "course/colpali-pages"
@@ -38,7 +37,7 @@ VERSION = "1"  # bump when the architecture, data or training changes
 
 
 @dataclass
-class CourseColPaliConfig:
+class Config:
     """Architecture and training recipe of ``course/colpali-pages``."""
 
     image_size: int = 128  # pages are rendered at image_size x image_size pixels
@@ -55,6 +54,12 @@ class CourseColPaliConfig:
     lr: float = 3e-3  # peak learning rate (cosine schedule with warm-up)
     seed: int = 0  # data and initialisation seed
 
+    def version(self) -> str:
+        """Cache key: the default recipe is ``VERSION``; any other recipe gets its own folder."""
+        from .checkpoints import config_digest
+
+        return VERSION if self == Config() else f"{VERSION}-{config_digest(self)}"
+
     @property
     def grid(self) -> int:
         return self.image_size // (4 * 2 ** (len(self.channels) - 1))  # patches per side
@@ -67,7 +72,7 @@ class CourseColPaliConfig:
 class PageTower(nn.Module):
     """Image ``(B, 3, S, S)`` → patch vectors ``(B, P, dim)``, L2-normalised."""
 
-    def __init__(self, cfg: CourseColPaliConfig):
+    def __init__(self, cfg: Config):
         super().__init__()
         convs, c_in = [nn.Conv2d(3, cfg.channels[0], 4, stride=4), nn.GELU()], cfg.channels[0]  # 4x4 patchify
         for c_out in cfg.channels[1:]:
@@ -98,7 +103,7 @@ class CourseColPali(nn.Module):
     MaxSim scores.
     """
 
-    def __init__(self, cfg: CourseColPaliConfig):
+    def __init__(self, cfg: Config):
         super().__init__()
         self.config = cfg
         self.pages = PageTower(cfg)
@@ -194,14 +199,14 @@ class ColPaliEmbedder(Embedder):
 
 
 # ---- training ----------------------------------------------------------------------------
-def train_model(cfg: CourseColPaliConfig | None = None, device: str = "cpu", progress: bool = True):
+def train(config: Config | None = None, progress: bool = True, device: str = "cpu"):
     """Render the training pages, cache MiniLM token states, train; returns ``(model, history)``."""
-    from ..data.documents import make_documents
-    from ..losses import clip_loss
-    from ..training import train
-    from .minilm import load_minilm
+    from ... import training
+    from ...data.documents import make_documents
+    from ...losses import clip_loss
+    from ..hub.minilm import load_minilm
 
-    cfg = cfg or CourseColPaliConfig()
+    cfg = config or Config()
     torch.manual_seed(cfg.seed)
     docs = make_documents(cfg.train_pages, "train", seed=cfg.seed, size=cfg.image_size,
                           queries_per_page=cfg.queries_per_page)
@@ -222,56 +227,49 @@ def train_model(cfg: CourseColPaliConfig | None = None, device: str = "cpu", pro
         return images[pick], states[rows], mask[rows]
 
     model = CourseColPali(cfg)
-    history = train(model, batch, clip_loss, steps=cfg.steps, lr=cfg.lr, warmup=cfg.steps // 10,
+    history = training.train(model, batch, clip_loss, steps=cfg.steps, lr=cfg.lr, warmup=cfg.steps // 10,
                     schedule="cosine", weight_decay=0.01, device=device, seed=cfg.seed, progress=progress,
                     desc=f"training {NAME} (first use only)")
     return model.cpu().eval(), history
 
 
-def build(folder: pathlib.Path, cfg: CourseColPaliConfig | None = None, device: str = "cpu") -> None:
+def build(folder: pathlib.Path, config: Config | None = None, device: str = "cpu", progress: bool = True) -> None:
     """Train and save ``model.safetensors`` + ``config.json`` (+ the loss history) into ``folder``."""
-    from safetensors.torch import save_file
+    from .checkpoints import save_state
 
-    cfg = cfg or CourseColPaliConfig()
-    model, history = train_model(cfg, device=device)
-    folder = pathlib.Path(folder)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-    (folder / "history.json").write_text(json.dumps({"losses": history.losses, "seconds": history.seconds}))
+    config = config or Config()
+    model, history = train(config, progress=progress, device=device)
+    save_state(folder, model, dataclasses.asdict(config),
+               history={"losses": history.losses, "seconds": history.seconds})
 
 
-def load_folder(folder: pathlib.Path, device: str = "cpu") -> CourseColPali:
-    from safetensors.torch import load_file
+def load_folder(folder: pathlib.Path, device: str | None = None, name: str = NAME) -> ColPaliEmbedder:
+    """A saved ``course/colpali-pages`` folder as an Embedder (with the frozen MiniLM query tower)."""
+    from ...env import resolve_device
+    from ..hub.minilm import load_minilm
+    from .checkpoints import load_state
 
-    raw = json.loads((pathlib.Path(folder) / "config.json").read_text())
+    device = resolve_device(device)
+    raw, state = load_state(folder)
     raw["channels"] = tuple(raw["channels"])
-    model = CourseColPali(CourseColPaliConfig(**raw))
-    model.load_state_dict(load_file(str(pathlib.Path(folder) / "model.safetensors")))
-    return model.to(device).eval()
+    model = CourseColPali(Config(**raw))
+    model.load_state_dict(state)
+    tokenizer, text_model = load_minilm(device)
+    return ColPaliEmbedder(name, model.to(device).eval(), tokenizer, text_model, device)
 
 
-def _version(cfg: CourseColPaliConfig) -> str:
-    """Cache key: the default recipe is ``VERSION``; any other recipe gets its own folder."""
-    if cfg == CourseColPaliConfig():
-        return VERSION
-    import hashlib
-
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
-    return f"{VERSION}-{digest}"
-
-
-def load(device: str | None = None, config: CourseColPaliConfig | None = None) -> ColPaliEmbedder:
+def load(device: str | None = None, config: Config | None = None, progress: bool = True) -> ColPaliEmbedder:
     """The ``course/colpali-pages`` embedder (trained on first use, then cached).
 
     ``config`` trains and caches a different recipe (smaller for tests, bigger for exercises).
     """
-    from ..env import resolve_device
+    from ...env import resolve_device
+    from ..hub.minilm import minilm_path
     from .checkpoints import load_course_checkpoint
-    from .minilm import load_minilm
 
     device = resolve_device(device)  # a bad device string fails now, not after training
-    cfg = config or CourseColPaliConfig()
-    model = load_course_checkpoint(NAME, _version(cfg), build=lambda folder: build(folder, cfg, device=device),
-                                   load=lambda folder: load_folder(folder, device))
-    tokenizer, text_model = load_minilm(device)
-    return ColPaliEmbedder(NAME, model, tokenizer, text_model, device)
+    config = config or Config()
+    minilm_path()  # the frozen query tower must be there: its absence is not a broken checkpoint
+    return load_course_checkpoint(NAME, config.version(),
+                                  build=lambda folder: build(folder, config, device=device, progress=progress),
+                                  load=lambda folder: load_folder(folder, device))

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import audio as A
-from .embedder import Embedder, features_from_output, in_thread_scope
+from ... import audio as A
+from ..embedder import Embedder, features_from_output, in_thread_scope
 
 __all__ = ["HubClapEmbedder", "load", "audio_inputs"]
 
@@ -82,14 +82,14 @@ def load(path_or_id: str = "laion/clap-htsat-unfused", device: str | None = None
          **kwargs) -> HubClapEmbedder:
     """Load a CLAP checkpoint from a local folder or the hub (cached weights work offline).
 
-    Hub ids go through :func:`mmcourse.models.hub.resolve_hub_weights`, so without cached weights
+    Hub ids go through :func:`mmcourse.models.hub.access.resolve_hub_weights`, so without cached weights
     and without a network this fails within seconds with a :class:`WeightsUnavailableError`.
     ``name`` (default: ``path_or_id`` as given) is what the embedder reports, never the cache folder.
     """
     from transformers import ClapModel, ClapProcessor
 
-    from ..env import get_device
-    from .hub import resolve_hub_weights
+    from ...env import get_device
+    from .access import resolve_hub_weights
 
     source = resolve_hub_weights(str(path_or_id))
     model = ClapModel.from_pretrained(source)

@@ -11,11 +11,15 @@ Every course model (``course/clip-shapes``, ``course/clap-sounds``,
    under a file lock so two notebooks starting at once train it only once.
 
 Bump a model's ``version`` whenever its architecture or training changes.
+
+A course model that is a plain ``nn.Module`` saves with :func:`save_state` (``model.safetensors``
++ ``config.json`` + any extra JSON records) and reads back with :func:`load_state`; one built
+on a transformers class saves with ``save_pretrained`` and records its training with
+:func:`write_json`.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import pathlib
@@ -23,10 +27,46 @@ import shutil
 import warnings
 from typing import Callable, TypeVar
 
-from ..env import cache_dir
+from ...env import cache_dir
+from ...integrity import file_entry, is_file_entry, sha256_file
 
 T = TypeVar("T")
 MANIFEST = "MANIFEST.json"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def config_digest(config) -> str:
+    """10 hex digits of SHA-256 over a dataclass config's fields (sorted JSON): names a recipe's cache folder."""
+    import hashlib
+    from dataclasses import asdict
+
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def write_json(folder: pathlib.Path, filename: str, data: dict, indent: int | None = None) -> None:
+    """One JSON record of a checkpoint (its config, its training history)."""
+    (pathlib.Path(folder) / filename).write_text(json.dumps(data, indent=indent))
+
+
+def save_state(folder: pathlib.Path, module, config: dict, **records: dict) -> None:
+    """``module``'s weights as ``model.safetensors``, ``config`` as ``config.json``, and each
+    ``records`` entry as ``<key>.json`` (e.g. ``history={"losses": ...}``)."""
+    from safetensors.torch import save_file
+
+    folder = pathlib.Path(folder)
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(folder / WEIGHTS))
+    write_json(folder, CONFIG, config, indent=1)
+    for key, data in records.items():
+        write_json(folder, f"{key}.json", data)
+
+
+def load_state(folder: pathlib.Path) -> tuple[dict, dict]:
+    """``(config, state_dict)`` of a folder written by :func:`save_state`."""
+    from safetensors.torch import load_file
+
+    folder = pathlib.Path(folder)
+    return json.loads((folder / CONFIG).read_text()), load_file(str(folder / WEIGHTS))
 
 
 def checkpoint_dir(name: str, version: str) -> pathlib.Path:
@@ -34,20 +74,12 @@ def checkpoint_dir(name: str, version: str) -> pathlib.Path:
     return cache_dir() / "checkpoints" / f"{name.replace('/', '--')}-{version}"
 
 
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
 def write_manifest(folder: pathlib.Path) -> None:
-    entries = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(folder)}
+    entries = {p.relative_to(folder).as_posix(): file_entry(p) for p in _files(folder)}
     if not entries:
         raise RuntimeError(f"checkpoint build wrote no files into {folder}")
     (folder / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True))
@@ -72,10 +104,7 @@ def _manifest_entries(folder: pathlib.Path) -> dict | None:
         if (not rel or pathlib.PurePath(rel).is_absolute() or ".." in parts or "\\" in rel
                 or not (folder / rel).resolve().is_relative_to(root)):
             return None
-        if not (isinstance(meta, dict) and set(meta) == {"bytes", "sha256"}
-                and isinstance(meta["bytes"], int) and not isinstance(meta["bytes"], bool) and meta["bytes"] >= 0
-                and isinstance(meta["sha256"], str) and len(meta["sha256"]) == 64
-                and all(c in "0123456789abcdef" for c in meta["sha256"])):
+        if not is_file_entry(meta):
             return None
     if set(entries) != {str(p.relative_to(folder).as_posix()) for p in _files(folder)}:
         return None  # a file missing, or one the build did not write
@@ -91,7 +120,7 @@ def is_complete(folder: pathlib.Path) -> bool:
         return False
     for rel, meta in entries.items():
         path = folder / rel
-        if not path.is_file() or path.stat().st_size != meta["bytes"] or _sha256(path) != meta["sha256"]:
+        if not path.is_file() or path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]:
             return False
     return True
 
@@ -162,7 +191,7 @@ def load_course_checkpoint(name: str, version: str, build: Callable[[pathlib.Pat
     device problem, out of memory, a bug) is raised as it is, without retraining.
     """
     if device is not None:
-        from ..env import resolve_device
+        from ...env import resolve_device
 
         resolve_device(device)
     folder = ensure_checkpoint(name, version, build)

@@ -12,7 +12,8 @@ The same logit matrix ``(N_images, N_labels)`` can be read two ways:
 SigLIP's logits already include its learned bias (``scale · cos + bias``), so
 ``sigmoid_probs`` is exactly ``torch.sigmoid(logits)``. A CLIP-style model has no bias,
 so its sigmoid "probabilities" are meaningless (all close to 1 for positive cosines):
-use each model with the read-out it was trained with.
+use each model with the read-out it was trained with. The bar chart of both read-outs is
+:func:`mmcourse.viz.plot_sigmoid_vs_softmax`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["sigmoid_probs", "softmax_probs", "probability_table", "plot_sigmoid_vs_softmax"]
+__all__ = ["sigmoid_probs", "softmax_probs", "probability_table"]
 
 
 def _check_logits(logits) -> torch.Tensor:
@@ -63,22 +64,3 @@ def probability_table(logits, labels: Sequence[str], row: int = 0) -> list[dict]
     rows = [{"label": lab, "logit": float(z[i]), "sigmoid": float(sig[i]), "softmax": float(soft[i])}
             for i, lab in enumerate(labels)]
     return sorted(rows, key=lambda r: -r["logit"])
-
-
-def plot_sigmoid_vs_softmax(logits, labels: Sequence[str], row: int = 0, ax=None, title: str | None = None):
-    """Bar chart of one image's sigmoid and softmax probabilities, side by side per label."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    rows = probability_table(logits, labels, row)
-    ax = ax or plt.gca()
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["sigmoid"] for r in rows], width=0.4, label="sigmoid (independent)")
-    ax.bar(x + 0.2, [r["softmax"] for r in rows], width=0.4, label="softmax (sums to 1)")
-    ax.set_xticks(x, [r["label"] for r in rows], rotation=45, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("probability")
-    ax.legend(loc="upper right")
-    if title:
-        ax.set_title(title)
-    return ax

@@ -6,7 +6,7 @@ to land next to the embedding of the image it co-occurs with. It never sees text
 because the image space is already aligned with text, text retrieval *emerges*.
 
 - :class:`SensorTower`: a small 1-D CNN for IMU-like traces;
-- the audio side reuses ``course/clap-sounds``' :class:`~mmcourse.models.course_clap.AudioTower`
+- the audio side reuses ``course/clap-sounds``' :class:`~mmcourse.models.course.clap.AudioTower`
   (same size, so binding and text supervision compare fairly);
 - :class:`ImageTower`: a trainable copy of a dual encoder's image side, for the ablation that
   unfreezes the anchor;
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import clip_loss
-from ..training import History, train
+from ...losses import clip_loss
+from ...training import History, train
 
 
 class SensorTower(nn.Module):

@@ -8,7 +8,7 @@ Spec (what follows ``"open_clip:"`` in :func:`mmcourse.load_model`):
 - ``pretrained="file.pt"`` keyword: a local checkpoint (or a tag) for the architecture;
 - ``"hf-hub:org/repo"`` / ``"local-dir:/path"``: open_clip's own schemas.
 
-Hub weights go through :func:`mmcourse.models.hub.resolve_hub_weights` first, so a missing
+Hub weights go through :func:`mmcourse.models.hub.access.resolve_hub_weights` first, so a missing
 download fails within seconds offline instead of hanging. A pretrained tag whose weights live
 on the hub (``laion2b_s34b_b79k`` → ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``) is found in the
 Hugging Face cache exactly where open_clip's own download puts it.
@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
-from .embedder import STANDIN_MARK, Embedder
+from ..embedder import STANDIN_MARK, Embedder
 
 __all__ = ["OpenClipEmbedder", "OpenClipProcessor", "load"]
 
@@ -89,8 +89,8 @@ def _resolve_tag(arch: str, tag: str) -> str:
     """A pretrained tag → a local weights file when cached (or the tag itself when online)."""
     import open_clip
 
-    from ..errors import WeightsUnavailableError
-    from .hub import hub_offline_flag, hub_reachable, resolve_hub_weights
+    from ...errors import WeightsUnavailableError
+    from .access import hub_offline_flag, hub_reachable, resolve_hub_weights
 
     if os.path.isfile(os.path.expanduser(tag)):
         return os.path.expanduser(tag)
@@ -117,8 +117,8 @@ def load(spec: str, device: str | None = None, name: str | None = None, pretrain
     """Create an open_clip model, its eval transform and tokenizer from ``spec`` (see module doc)."""
     import open_clip
 
-    from ..env import get_device
-    from .hub import resolve_hub_weights
+    from ...env import get_device
+    from .access import resolve_hub_weights
 
     device = device or get_device()
     display = name or f"open_clip:{spec}"

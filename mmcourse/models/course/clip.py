@@ -49,8 +49,6 @@ the vision tower and the visual projection.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import pathlib
 from dataclasses import asdict, dataclass
 
@@ -59,10 +57,10 @@ import torch
 import torch.nn.functional as F
 from transformers import VisionTextDualEncoderModel
 
-from .embedder import features_from_output
+from ..embedder import features_from_output
 
-__all__ = ["NAME", "CourseClipConfig", "CourseDualEncoder", "TRAIN_TEMPLATES", "build_model", "caption_pca",
-           "train_course_clip", "load", "load_folder", "mean_pool"]
+__all__ = ["NAME", "Config", "CourseDualEncoder", "TRAIN_TEMPLATES", "build_model", "caption_pca",
+           "train", "load", "load_folder", "mean_pool"]
 
 NAME = "course/clip-shapes"
 
@@ -81,7 +79,7 @@ TRAIN_TEMPLATES: tuple[str, ...] = (
 )
 
 @dataclass
-class CourseClipConfig:
+class Config:
     """Everything that determines the checkpoint (its hash names the cache folder)."""
 
     image_size: int = 64  # scenes are drawn at 64×64 pixels (32×32 learned shapes much slower)
@@ -113,8 +111,9 @@ class CourseClipConfig:
 
     def version(self) -> str:
         """Short hash of the config: a changed recipe gets a fresh cache folder."""
-        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
-        return f"v2-{digest}"
+        from .checkpoints import config_digest
+
+        return f"v2-{config_digest(self)}"
 
 
 def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -153,16 +152,16 @@ def _processor(tokenizer, image_size: int):
     return VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def build_model(config: CourseClipConfig):
+def build_model(config: Config):
     """Untrained model and processor: small CNN or ViT (random) + frozen all-MiniLM-L6-v2.
 
-    The text projection is still the library's random init here; :func:`train_course_clip`
+    The text projection is still the library's random init here; :func:`train`
     sets it (``text_projection="pca"``) from the training captions.
     """
     from transformers import (CLIPVisionConfig, CLIPVisionModel, ConvNextConfig, ConvNextModel, ResNetConfig,
                               ResNetModel, VisionTextDualEncoderConfig)
 
-    from .minilm import load_minilm
+    from ..hub.minilm import load_minilm
 
     tokenizer, text_model = load_minilm("cpu")
     torch.manual_seed(config.seed)
@@ -216,13 +215,13 @@ class _LockedTextStep(torch.nn.Module):
         return F.normalize(image, dim=-1), F.normalize(text, dim=-1), scale
 
 
-def _training_pool(config: CourseClipConfig, processor=None):
+def _training_pool(config: Config, processor=None):
     """Training images (drawn from the training split only), balanced per combination.
 
     Returns ``(pixels, combo_ids, combos)``: ``pixels`` is ``(18·n, 3, S, S)`` as the model's
     own processor prepares them (or ``(18·n, H, W, 3)`` uint8 when ``processor`` is None).
     """
-    from ..data import shapes
+    from ...data import shapes
 
     combos = list(shapes.TRAIN_COMBOS)
     scenes = shapes.make_scenes(len(combos) * config.images_per_combo * 2, "train", seed=config.seed)
@@ -258,7 +257,7 @@ def caption_pca(caption_features: torch.Tensor, dim: int) -> torch.Tensor:
     return vh[:dim]  # (dim, 384)
 
 
-def train_course_clip(config: CourseClipConfig | None = None, progress: bool = True, device: str = "cpu"):
+def train(config: Config | None = None, progress: bool = True, device: str = "cpu"):
     """Train ``course/clip-shapes`` from scratch; returns ``(model, processor, history)``.
 
     Each step holds every training combination once (so no two images in a batch are
@@ -267,10 +266,10 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
     the training captions and frozen: only the vision tower, the visual projection and
     the temperature learn.
     """
-    from ..losses import clip_loss
-    from ..training import train
+    from ... import training
+    from ...losses import clip_loss
 
-    config = config or CourseClipConfig()
+    config = config or Config()
     model, processor = build_model(config)
     pixels, combo_ids, combos = _training_pool(config, processor)
     caption_features = _caption_features(combos, processor.tokenizer, model.text_model)  # (18·T, 384)
@@ -299,7 +298,7 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
     threads = torch.get_num_threads()
     torch.set_num_threads(config.train_threads)
     try:
-        history = train(step_model, batch, clip_loss, steps=config.steps, lr=config.lr,
+        history = training.train(step_model, batch, clip_loss, steps=config.steps, lr=config.lr,
                         weight_decay=config.weight_decay, warmup=config.warmup, schedule="cosine",
                         device=device, seed=config.seed, progress=progress, desc=f"training {NAME}")
     finally:
@@ -310,11 +309,11 @@ def train_course_clip(config: CourseClipConfig | None = None, progress: bool = T
 
 # ----------------------------------------------------------------------------- loading
 def load_folder(folder: str | pathlib.Path, device: str | None = None, name: str = NAME):
-    """Load a saved course dual encoder (this class or any ``text_pooling="mean"`` folder)."""
+    """A saved course dual encoder (this class, or any ``text_pooling="mean"`` folder) as an Embedder."""
     from transformers import AutoProcessor
 
-    from ..env import get_device
-    from .hf_dual import HFDualEncoder
+    from ...env import get_device
+    from ..hub.hf_dual import HFDualEncoder
 
     model = CourseDualEncoder.from_pretrained(str(folder))
     model.requires_grad_(False)
@@ -322,19 +321,19 @@ def load_folder(folder: str | pathlib.Path, device: str | None = None, name: str
     return HFDualEncoder(name, model, processor, device or get_device())
 
 
-def load(device: str | None = None, config: CourseClipConfig | None = None, progress: bool = True):
+def load(device: str | None = None, config: Config | None = None, progress: bool = True):
     """``course/clip-shapes`` as an Embedder: from the verified cache, or trained now and cached."""
-    from ..env import resolve_device
-    from .checkpoints import load_course_checkpoint
+    from ...env import resolve_device
+    from .checkpoints import load_course_checkpoint, write_json
 
     device = resolve_device(device)  # a bad device string fails now, not after training
-    config = config or CourseClipConfig()
+    config = config or Config()
 
     def build(folder: pathlib.Path) -> None:
-        model, processor, history = train_course_clip(config, progress=progress)
+        model, processor, history = train(config, progress=progress)
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
-        (folder / "training.json").write_text(json.dumps(
-            {"config": asdict(config), "losses": history.losses, "seconds": history.seconds}))
+        write_json(folder, "training.json",
+                   {"config": asdict(config), "losses": history.losses, "seconds": history.seconds})
 
     return load_course_checkpoint(NAME, config.version(), build, lambda folder: load_folder(folder, device))

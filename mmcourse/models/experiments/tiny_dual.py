@@ -14,7 +14,7 @@ has one — with L2-normalised ``(B, embed_dim)`` features.
     data = make_scene_data(2048, "train")
     model = TinyDualEncoder(TinyDualConfig.for_loss("siglip"))
     mmcourse.train(model, scene_batches(data, batch_size=32), siglip_loss, steps=500, lr=3e-3, warmup=50)
-    evaluate(model, make_scene_data(480, "all", seed=1))  # {'zero_shot_acc': ..., 'recall_at_1': ...}
+    evaluate(model, make_scene_data(480, "all", seed=1))  # {'zero_shot_acc': ..., 'r_at_1': ...}
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.shapes import labels as scene_labels
-from ..data.shapes import make_scenes
+from ...data.shapes import labels as scene_labels
+from ...data.shapes import make_scenes
+from ...validate import integer
 
 __all__ = [
     "TinyDualConfig",
@@ -133,7 +134,7 @@ _EMBEDDINGS: dict[str, torch.Tensor] = {}  # text -> (384,) for this session
 
 
 def _embedding_cache_file():
-    from ..env import cache_dir
+    from ...env import cache_dir
 
     return cache_dir() / "tiny_dual" / "minilm_sentence_embeddings.pt"
 
@@ -157,7 +158,7 @@ def caption_embeddings(texts: list[str]) -> torch.Tensor:
             pass
     missing = sorted({t for t in texts if t not in _EMBEDDINGS})
     if missing:
-        from .minilm import embed_sentences
+        from ..hub.minilm import embed_sentences
 
         _EMBEDDINGS.update(zip(missing, embed_sentences(missing)))  # (M, 384) rows
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,8 +189,7 @@ def scene_batches(data: SceneData, batch_size: int, seed: int = 0):
     """A ``step -> (images, text_embeddings)`` function for :func:`mmcourse.train`:
     shuffles ``data`` each epoch (deterministically from ``seed``), drops the last
     incomplete batch."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= len(data):
-        raise ValueError(f"batch_size must be an integer in [1, {len(data)}], got {batch_size!r}")
+    integer(batch_size, "batch_size", minimum=1, maximum=len(data))
     per_epoch = len(data) // batch_size
     generator = torch.Generator().manual_seed(seed)
     order: dict[int, torch.Tensor] = {}
@@ -210,25 +210,22 @@ def scene_batches(data: SceneData, batch_size: int, seed: int = 0):
 @torch.no_grad()
 def evaluate(model: TinyDualEncoder, data: SceneData, prompt: str = PROMPT) -> dict[str, float]:
     """Quality of ``model`` on ``data`` (use scenes not seen in training, e.g. split ``"all"``
-    with another seed, or ``"heldout"`` for compositions never seen):
+    with another seed, or ``"heldout"`` for compositions never seen), by
+    :func:`mmcourse.scene_benchmark.scene_metrics`:
 
     - ``zero_shot_acc``: each image classified among all 24 "colour shape" labels by
       cosine similarity with the prompt ``prompt.format(label=...)`` (chance 1/24);
-    - ``recall_at_1``: text→image retrieval; each caption queries all images of
-      ``data`` and counts as found if the top image shows the caption's colour and shape
-      (captions repeat across scenes, so any image of the right class is relevant).
+    - ``r_at_1``: text→image retrieval; each caption queries all images of ``data`` and
+      counts as found if the top image shows the caption's colour and shape.
     """
+    from ...scene_benchmark import scene_metrics
+
     model.eval()
     image_f = model.encode_image(data.images)  # (N, E)
-    prompts = caption_embeddings([prompt.format(label=label) for label in data.labels])  # (L, 384)
-    class_f = model.encode_text(prompts)  # (L, E)
-    predicted = (image_f @ class_f.T).argmax(dim=1)  # (N,)
+    class_f = model.encode_text(caption_embeddings([prompt.format(label=label) for label in data.labels]))  # (L, E)
     text_f = model.encode_text(data.text_embeddings)  # (N, E)
-    top_image = (text_f @ image_f.T).argmax(dim=1)  # (N,)
-    return {
-        "zero_shot_acc": float((predicted == data.label_ids).float().mean()),
-        "recall_at_1": float((data.label_ids[top_image] == data.label_ids).float().mean()),
-    }
+    return scene_metrics(image_f, class_f, data.label_ids, image_f, text_f, data.label_ids,
+                         direction="text_to_image")
 
 
 def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval_data: SceneData,
@@ -243,8 +240,8 @@ def run_trial(loss: str, batch_size: int, seed: int, train_data: SceneData, eval
     and batch size. Without the warm-up, the first full-size Adam steps of a large-batch
     run (few steps in all) can knock the sigmoid loss into a state it does not leave in
     time. Returns the metrics plus the run's settings, final loss and seconds."""
-    from ..losses import clip_loss, siglip_loss
-    from ..training import train
+    from ...losses import clip_loss, siglip_loss
+    from ...training import train
 
     loss_fn = {"clip": clip_loss, "siglip": siglip_loss}.get(loss)
     if loss_fn is None:

@@ -91,7 +91,7 @@ class TinyOpenClipConfig:
 
 
 def _config_folder() -> pathlib.Path:
-    from ..env import cache_dir
+    from ...env import cache_dir
 
     folder = cache_dir() / "open_clip_configs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def create_tiny_openclip(name: str = TINY_CLIP, device: str = "cpu", seed: int |
     """
     import open_clip
 
-    from ..env import set_seed
+    from ...env import set_seed
 
     if name in (TINY_CLIP, TINY_SIGLIP):
         register_tiny_configs()
@@ -215,7 +215,7 @@ def train_tiny_openclip(scenes: Sequence, loss: str = "clip", steps: int = 200, 
     model's 3.3 M parameters, our captions use ~20 of its rows, and updating all of it
     every step would cost more than the rest of the step.
     """
-    from ..training import train
+    from ...training import train
 
     name = {"clip": TINY_CLIP, "siglip": TINY_SIGLIP}.get(loss)
     if name is None:

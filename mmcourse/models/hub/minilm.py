@@ -15,7 +15,7 @@ import contextlib
 import functools
 import pathlib
 
-from ..errors import MMCourseError
+from ...errors import MMCourseError
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIM = 384  # sentence embedding size
@@ -111,7 +111,7 @@ def embed_sentences(texts: list[str], device: str = "cpu", batch_size: int = 256
     """L2-normalised sentence embeddings, ``torch.Tensor (N, 384)`` on CPU."""
     import torch
 
-    from ..env import inference_threads
+    from ...env import inference_threads
 
     texts = _check_texts(texts)
     model = load_sentence_transformer(device)

