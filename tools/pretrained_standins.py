@@ -6,11 +6,13 @@
         execute each notebook (a copy in memory; the file is not modified) with
         MMCOURSE_PRETRAINED=1 HF_HUB_OFFLINE=1 HF_HUB_CACHE=<stand-ins>, the network blocked,
         and report every cell that raised; exit status 1 if any did
-    python tools/pretrained_standins.py run-sections [--cache DIR] [--timeout S] [notebooks/01_x.ipynb ...]
+    python tools/pretrained_standins.py run-sections [--cache DIR] [--timeout S] [--save DIR] [notebooks/01_x.ipynb ...]
         the `make test` stage: for each notebook (default: all of notebooks/), execute only its
         pretrained section (the code cells tagged ``pretrained``) in the same environment; a
         notebook whose untagged cells themselves switch model with the setting (notebook 07)
-        runs whole. Exit status 1 if any cell raised or a section printed its "skipped" line
+        runs whole. Exit status 1 if any cell raised or a section printed its "skipped" line;
+        --save writes each executed section there (to read its outputs). `make notebooks-pretrained`
+        (part of `make test`) runs it over every notebook
 
 Without ``--cache`` the stand-ins go to a fresh temporary folder, removed afterwards.
 Every pretrained code path runs; numbers from stand-ins are random, so a notebook states its
@@ -172,8 +174,11 @@ def _printed_skip(nb) -> list[int]:
     return found
 
 
-def run_section(path: pathlib.Path, timeout: int) -> tuple[str, list[dict], float]:
-    """Run ``path``'s pretrained section (or all of it, see :func:`runs_whole`); return (what ran, failures, s)."""
+def run_section(path: pathlib.Path, timeout: int, save: pathlib.Path | None = None) -> tuple[str, list[dict], float]:
+    """Run ``path``'s pretrained section (or all of it, see :func:`runs_whole`); return (what ran, failures, s).
+
+    ``save``: a folder to write the executed section to (same file name), for reading its outputs.
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -185,6 +190,9 @@ def run_section(path: pathlib.Path, timeout: int) -> tuple[str, list[dict], floa
             return "no pretrained section", [], 0.0
         what = f"{len(target.cells)} pretrained cell(s)"
     failures, seconds = run_notebook(path, timeout, nb=target)
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        nbformat.write(target, save / path.name)
     for index in _printed_skip(target):
         failures.append({"cell": index, "execution_count": target.cells[index].get("execution_count"),
                          "line": _first_line(target.cells[index].source),
@@ -192,7 +200,7 @@ def run_section(path: pathlib.Path, timeout: int) -> tuple[str, list[dict], floa
     return what, failures, seconds
 
 
-def run_sections(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int) -> int:
+def run_sections(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int, save: pathlib.Path | None = None) -> int:
     start = time.perf_counter()
     write(cache)
     saved = dict(os.environ)
@@ -200,7 +208,7 @@ def run_sections(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int) -
     failed = 0
     try:
         for path in paths:
-            what, failures, seconds = run_section(path, timeout)
+            what, failures, seconds = run_section(path, timeout, save)
             status = "ok" if not failures else f"{len(failures)} failing cell(s)"
             print(f"{path.name}: {what}: {status} ({seconds:.0f} s)", flush=True)
             for f in failures:
@@ -227,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("notebooks", nargs="*", type=pathlib.Path, help="default: every notebook in notebooks/")
     s.add_argument("--cache", default=None, help="reuse this stand-in cache (default: a temporary folder)")
     s.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    s.add_argument("--save", type=pathlib.Path, default=None, help="write each executed section to this folder")
     args = parser.parse_args(argv)
     if args.command == "write":
         write(pathlib.Path(args.cache))
@@ -236,9 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
-    run = run_sections if args.command == "run-sections" else run_notebooks
     with _cache_folder(args.cache) as cache:
-        return run(args.notebooks, cache, args.timeout)
+        if args.command == "run-sections":
+            return run_sections(args.notebooks, cache, args.timeout, args.save)
+        return run_notebooks(args.notebooks, cache, args.timeout)
 
 
 if __name__ == "__main__":
