@@ -110,6 +110,8 @@ def test_a_notebook_that_switches_model_untagged_runs_whole():
     assert stage.runs_whole(_notebook(("code", switch, None)))
     assert not stage.runs_whole(_notebook(("code", switch, ["pretrained"])))
     assert not stage.runs_whole(_notebook(("code", "print(mmcourse.pretrained_enabled())", None)))
+    branch = 'if mmcourse.pretrained_enabled():\n    clip = mmcourse.load_model("hub/x")'  # a section's cell, untagged
+    assert not stage.runs_whole(_notebook(("code", branch, None)))
 
 
 def _run(tmp_path, nb):
