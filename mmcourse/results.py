@@ -7,6 +7,11 @@ A notebook cell that measures something records it::
     claim("nb07.hybrid_beats_text", hybrid > text,
           f"hybrid search beats text-only ({hybrid:.3f} vs {text:.3f})")   # asserts, then records the sentence
 
+A figure about a model says which (``model=clip``): for a random-weight stand-in of a hub model
+(``mmcourse.is_standin``), ``claim`` and ``record`` print "not checked: <name> is a random-weight
+stand-in" and neither assert nor store, so a stand-in can run every code path without making a
+notebook lie or fail on a number; for a course or a real hub checkpoint they assert and record.
+
 Each call shows a display output carrying a ``RESULT_MIME`` bundle, so the record is stored in
 the notebook next to the cell that computed it. Prose quotes a result through a marker that
 renders as plain text (HTML comments are invisible in Jupyter and on GitHub)::
@@ -62,25 +67,52 @@ def _show(key: str, value, text: str, plain: str) -> None:
         display(bundle, raw=True)
 
 
-def record(key: str, value, fmt: str = "{:.2f}") -> None:
+def _standin_note(model) -> str | None:
+    """"not checked: <name> is a random-weight stand-in" when ``model`` is one, else None."""
+    if model is None:
+        return None
+    from .models.embedder import is_standin
+
+    if not is_standin(model):
+        return None
+    name = getattr(model, "name", None) or getattr(getattr(model, "config", None), "_name_or_path", None) \
+        or type(model).__name__
+    return f"not checked: {name} is a random-weight stand-in"
+
+
+def record(key: str, value, fmt: str = "{:.2f}", model=None) -> None:
     """Record a measured value under ``key`` and show it as ``key = fmt.format(value)``.
 
-    Returns nothing, so a cell that ends with a ``record`` call shows the record once (a returned
-    value would also be echoed as the cell's result wherever a trailing ``;`` is not honoured).
+    ``model``: the model the figure is about; for a random-weight stand-in the value is printed
+    with a "not checked" note and not stored. Returns nothing, so a cell that ends with a
+    ``record`` call shows the record once (a returned value would also be echoed as the cell's
+    result wherever a trailing ``;`` is not honoured).
     """
     _check_key(key)
     value = _to_json_value(value)
     text = fmt.format(value)
+    note = _standin_note(model)
+    if note:
+        print(f"{key} = {text} ({note})")
+        return
     _show(key, value, text, f"{key} = {text}")
 
 
-def claim(key: str, holds, sentence: str) -> None:
-    """Assert a conclusion and record its sentence; a conclusion the measurement does not support fails here."""
+def claim(key: str, holds, sentence: str, model=None) -> None:
+    """Assert a conclusion and record its sentence; a conclusion the measurement does not support fails here.
+
+    ``model``: the model the conclusion is about; for a random-weight stand-in nothing is asserted
+    or stored, and the cell prints "not checked: <name> is a random-weight stand-in".
+    """
     _check_key(key)
     if hasattr(holds, "item"):
         holds = holds.item()
     if not isinstance(holds, bool):
         raise TypeError(f"claim {key!r}: 'holds' must be a bool (the comparison), got {type(holds).__name__}")
+    note = _standin_note(model)
+    if note:
+        print(f"{note} ({key})")  # the sentence is not shown: it may be false here
+        return
     if not holds:
         raise AssertionError(f"claim {key!r} does not hold: {sentence}")
     _show(key, True, sentence, f"✔ {sentence}")
