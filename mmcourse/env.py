@@ -104,8 +104,8 @@ def small_model_threads(modules, device, max_params: int) -> int | None:
 
     if torch.device(device).type != "cpu":
         return None
-    if isinstance(modules, torch.nn.Module):
-        modules = [modules]
+    if not isinstance(modules, (list, tuple)):
+        modules = [modules]  # one model (or None, or a non-torch object: nothing to judge by)
     unique = {id(m): m for m in modules if isinstance(m, torch.nn.Module)}
     if not unique:
         return None  # nothing to judge by

@@ -14,7 +14,7 @@ import numpy as np
 from mmcourse import audio as A
 from mmcourse.data import sounds as S
 from mmcourse.results import record_bench
-from timing import best_of
+from mmcourse.timing import best_of
 
 N = 48  # clips of 3 s at 48 kHz
 

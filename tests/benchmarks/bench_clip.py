@@ -9,7 +9,7 @@ import torch
 import mmcourse
 from mmcourse.data.shapes import make_scenes
 from mmcourse.results import record_bench
-from timing import best_of
+from mmcourse.timing import best_of
 
 BATCH = 64
 N = 512

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from mmcourse.data.shapes import make_scenes
 from mmcourse.results import record_bench
-from timing import best_of
+from mmcourse.timing import best_of
 
 N = 4000
 
