@@ -110,25 +110,34 @@ def run_notebook(path: pathlib.Path, timeout: int, nb=None) -> tuple[list[dict],
     return failures, time.perf_counter() - start
 
 
-def run_notebooks(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int) -> int:
+def _run_each(paths: list[pathlib.Path], cache: pathlib.Path, run_one, done: str) -> int:
+    """Write the stand-ins, then ``run_one(path) -> (what, failures, seconds)`` for every notebook with the
+    pretrained world's environment set (the kernels inherit it); print one line each. Exit status 1 if any failed."""
+    start = time.perf_counter()
     write(cache)
     saved = dict(os.environ)
-    os.environ.update(notebook_env(cache))  # the kernels inherit this process's environment
+    os.environ.update(notebook_env(cache))
     failed = 0
     try:
         for path in paths:
-            failures, seconds = run_notebook(path, timeout)
+            what, failures, seconds = run_one(path)
             status = "ok" if not failures else f"{len(failures)} failing cell(s)"
-            print(f"{path.name}: {status} ({seconds:.0f} s)")
+            print(f"{path.name}: {what + ': ' if what else ''}{status} ({seconds:.0f} s)", flush=True)
             for i, f in enumerate(failures):
-                first = " (first)" if i == 0 else ""
+                first = " (first)" if i == 0 and len(failures) > 1 else ""
                 print(f"  cell {f['cell']} [{f['execution_count']}]{first}: {f['line']}\n      {f['error']}")
             failed += bool(failures)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    print(f"{len(paths) - failed}/{len(paths)} notebooks ran without errors in the pretrained world (stand-ins)")
+    print(f"{len(paths) - failed}/{len(paths)} notebooks: {done} ({time.perf_counter() - start:.0f} s in all)")
     return 1 if failed else 0
+
+
+def run_notebooks(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int) -> int:
+    """Every notebook whole, against the stand-ins."""
+    return _run_each(paths, cache, lambda path: ("", *run_notebook(path, timeout)),
+                     "ran without errors in the pretrained world (stand-ins)")
 
 
 # ----------------------------------------------------------------------------- pretrained sections
@@ -206,25 +215,9 @@ def run_section(path: pathlib.Path, timeout: int, save: pathlib.Path | None = No
 
 
 def run_sections(paths: list[pathlib.Path], cache: pathlib.Path, timeout: int, save: pathlib.Path | None = None) -> int:
-    start = time.perf_counter()
-    write(cache)
-    saved = dict(os.environ)
-    os.environ.update(notebook_env(cache))  # the kernels inherit this process's environment
-    failed = 0
-    try:
-        for path in paths:
-            what, failures, seconds = run_section(path, timeout, save)
-            status = "ok" if not failures else f"{len(failures)} failing cell(s)"
-            print(f"{path.name}: {what}: {status} ({seconds:.0f} s)", flush=True)
-            for f in failures:
-                print(f"  cell {f['cell']} [{f['execution_count']}]: {f['line']}\n      {f['error']}")
-            failed += bool(failures)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    print(f"{len(paths) - failed}/{len(paths)} notebooks: pretrained sections ran against the stand-ins "
-          f"without errors ({time.perf_counter() - start:.0f} s in all)")
-    return 1 if failed else 0
+    """Every notebook's pretrained section (notebook 07 whole), against the stand-ins: the ``make test`` stage."""
+    return _run_each(paths, cache, lambda path: run_section(path, timeout, save),
+                     "pretrained sections ran against the stand-ins without errors")
 
 
 def main(argv: list[str] | None = None) -> int:
