@@ -178,3 +178,16 @@ def test_large_models_embed_with_torch_threads(two_threads):
         emb.seen = []
         emb.embed_texts(["x"])
         assert emb.seen == [expected], (module, emb.seen)
+
+
+def _make_prints_omp_wait_policy(env):
+    run = subprocess.run(["make", "-s", "--no-print-directory", "--eval", "show-omp: ; @echo $$OMP_WAIT_POLICY",
+                          "show-omp"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_make_runs_everything_with_sleeping_openmp_threads():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert _make_prints_omp_wait_policy(env) == "PASSIVE"  # what `make lab` / `make test` kernels inherit
+    assert _make_prints_omp_wait_policy({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"  # the learner's own wins
