@@ -35,6 +35,7 @@ _PUBLIC = {
     "zero_shot_classify": "mmcourse.retrieval",
     "similarity": "mmcourse.retrieval",
     "recall_at_k": "mmcourse.retrieval",
+    "top_k_accuracy": "mmcourse.retrieval",
     "ndcg_at_k": "mmcourse.retrieval",
     "mean_average_precision": "mmcourse.retrieval",
     "maxsim": "mmcourse.retrieval",

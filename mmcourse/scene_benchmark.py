@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .retrieval.metrics import top_k_accuracy
+
 __all__ = ["PROMPT", "DIRECTIONS", "scene_metrics", "evaluate_on_scenes", "benchmark_scenes"]
 
 PROMPT = "a photo of a {label}."  # the zero-shot prompt (an "a/an" slip does not matter to these models)
@@ -50,11 +52,10 @@ def scene_metrics(image_features: torch.Tensor, class_features: torch.Tensor, la
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     if len(image_features) == 0 or len(pool_images) == 0:
         raise ValueError("scene_metrics needs at least one image to classify and one pool scene")
-    predicted = (image_features @ class_features.T).argmax(dim=1)  # (N,)
     queries, candidates = (pool_images, pool_texts) if direction == "image_to_text" else (pool_texts, pool_images)
     top = (queries @ candidates.T).argmax(dim=1)  # (M,) best candidate per query
     return {
-        "zero_shot_acc": float(predicted.eq(label_ids).float().mean()),
+        "zero_shot_acc": top_k_accuracy(image_features @ class_features.T, label_ids),  # (N, L) scores
         "r_at_1": float(pool_label_ids[top].eq(pool_label_ids).float().mean()),
     }
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mmcourse
+
 from mmcourse.models.embedder import Embedder
 from mmcourse.retrieval import (class_embeddings, mean_average_precision, ndcg_at_k, recall_at_k, similarity,
                                 zero_shot_classify)
@@ -176,3 +178,20 @@ def test_text_only_label_accuracy_counts_prompts_nearest_their_own_label():
     assert acc == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="labels"):
         text_only_label_accuracy(embed, "cat", lambda label: [label])
+
+
+def test_top_k_accuracy_is_argmax_accuracy_and_its_top_k_form():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(50, 7, generator=g)  # (N, L)
+    truth = torch.randint(7, (50,), generator=g)  # (N,)
+    assert mmcourse.top_k_accuracy(scores, truth) == pytest.approx((scores.argmax(1) == truth).float().mean().item())
+    in_top3 = (scores.topk(3, dim=1).indices == truth[:, None]).any(1).float()  # (N,)
+    assert mmcourse.top_k_accuracy(scores, truth, k=3) == pytest.approx(in_top3.mean().item())
+    assert mmcourse.top_k_accuracy(scores, truth, per_query=True).tolist() == (scores.argmax(1) == truth).float().tolist()
+
+
+def test_top_k_accuracy_breaks_ties_like_argmax_and_checks_the_truth():
+    tied = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]])  # (2, 3) two tied maxima per row
+    assert mmcourse.top_k_accuracy(tied, [0, 2], per_query=True).tolist() == [1.0, 0.0]  # argmax: 0 and 1
+    with pytest.raises(ValueError, match="not a column index"):
+        mmcourse.top_k_accuracy(tied, [0, 3])

@@ -64,11 +64,11 @@ def _words(text: str) -> set[str]:
 
 def zero_shot_accuracy(class_embeddings: torch.Tensor) -> torch.Tensor:
     """Per-image correctness ``(N,)`` of held-out zero-shot classification with these ``(L, D)`` class embeddings."""
-    from ..retrieval import zero_shot_logits
+    from ..retrieval import top_k_accuracy, zero_shot_logits
 
     _, y, _ = heldout()
     logits = zero_shot_logits(_heldout_embeddings(), class_embeddings, course_model().logit_scale)  # (N, L)
-    return (logits.argmax(dim=1) == y).float()
+    return torch.from_numpy(top_k_accuracy(logits, y, per_query=True)).float()
 
 
 def paraphrase_names(label: str) -> list[str]:

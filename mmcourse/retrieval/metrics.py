@@ -31,7 +31,7 @@ import numpy as np
 
 from ..validate import is_int, positive_int
 
-__all__ = ["recall_at_k", "hit_at_k_chance", "ndcg_at_k", "mean_average_precision", "relevance_matrix",
+__all__ = ["recall_at_k", "top_k_accuracy", "hit_at_k_chance", "ndcg_at_k", "mean_average_precision", "relevance_matrix",
            "recall_at_k_ids", "ndcg_at_k_ids"]
 
 
@@ -111,6 +111,15 @@ def recall_at_k(scores, relevance, k: int, per_query: bool = False, hit: bool = 
     found = np.take_along_axis(rel, top, axis=1).sum(1)  # (Q,)
     values = (found > 0).astype(float) if hit else found / rel.sum(1)
     return _reduce(values, per_query)
+
+
+def top_k_accuracy(scores, truth, k: int = 1, per_query: bool = False):
+    """Classification read of a score matrix ``(N, L)``: the share of rows whose true class
+    ``truth[i]`` ranks in the top ``k`` (``k=1``: plain accuracy, ``argmax == truth``; ties go
+    to the lower column, as ``argmax`` does). It is :func:`recall_at_k` with one relevant
+    column per row, under the name classification uses.
+    """
+    return recall_at_k(scores, truth, k, per_query=per_query, hit=True)
 
 
 def hit_at_k_chance(n_candidates: int, n_relevant: int, k: int) -> float:

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .metrics import top_k_accuracy
+
 __all__ = ["DEFAULT_TEMPLATES", "similarity", "class_embeddings", "zero_shot_logits", "zero_shot_classify",
            "text_only_label_accuracy"]
 
@@ -118,4 +120,4 @@ def text_only_label_accuracy(embed_texts, labels: Sequence[str], prompts: Templa
     truth = torch.tensor([i for i, group in enumerate(groups) for _ in group])  # (P,)
     scores = similarity(_as_2d_tensor(embed_texts(flat), "prompt embeddings"),
                         _as_2d_tensor(embed_texts(anchor_texts), "anchor embeddings"))  # (P, L)
-    return (scores.argmax(1) == truth).float().mean().item()
+    return top_k_accuracy(scores, truth)
